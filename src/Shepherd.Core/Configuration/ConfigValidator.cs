@@ -1,0 +1,296 @@
+namespace Shepherd.Configuration;
+
+using Shepherd.Text;
+
+/// <summary>Checks a bound configuration for every semantic problem (references, ranges, duplicates) at once.</summary>
+public static class ConfigValidator
+{
+    public static void Validate(ShepherdConfig config, List<ConfigProblem> problems)
+    {
+        ValidateListen(config.Listen, "listen", problems);
+        ValidateServer(config.Server, problems);
+        ValidateLogging(config.Logging, problems);
+
+        var providerNames = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < config.Providers.Count; i++)
+        {
+            ValidateProvider(config.Providers[i], $"providers[{i}]", providerNames, i, problems);
+        }
+
+        var modelNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < config.Models.Count; i++)
+        {
+            ValidateModel(config.Models[i], $"models[{i}]", providerNames.Keys, modelNames, problems);
+        }
+
+        if (config.Models.Count == 0)
+        {
+            problems.Add(new ConfigProblem("models", "no models are configured: every chat request will get 404", IsWarning: true));
+        }
+    }
+
+    private static void ValidateListen(string listen, string path, List<ConfigProblem> problems)
+    {
+        foreach (var url in listen.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(url.Replace("*", "0.0.0.0", StringComparison.Ordinal).Replace("+", "0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri) ||
+                uri.Scheme is not ("http" or "https"))
+            {
+                problems.Add(new ConfigProblem(path, $"'{url}' is not an http(s) URL such as http://127.0.0.1:8080"));
+            }
+        }
+    }
+
+    private static void ValidateServer(ServerConfig server, List<ConfigProblem> problems)
+    {
+        if (server.MaxBodyBytes is < 1024 or > 1L << 30)
+        {
+            problems.Add(new ConfigProblem("server.max_body_bytes", "must be between 1024 and 1073741824"));
+        }
+
+        if (server.DrainTimeoutS is < 0 or > 3600)
+        {
+            problems.Add(new ConfigProblem("server.drain_timeout_s", "must be between 0 and 3600"));
+        }
+
+        for (var i = 0; i < server.TrustedProxies.Count; i++)
+        {
+            if (!System.Net.IPNetwork.TryParse(server.TrustedProxies[i], out _) && !System.Net.IPAddress.TryParse(server.TrustedProxies[i], out _))
+            {
+                problems.Add(new ConfigProblem($"server.trusted_proxies[{i}]", $"'{server.TrustedProxies[i]}' is not an IP address or CIDR"));
+            }
+        }
+    }
+
+    private static void ValidateLogging(LoggingConfig logging, List<ConfigProblem> problems)
+    {
+        if (logging.Level.ToLowerInvariant() is not ("trace" or "debug" or "information" or "info" or "warning" or "error" or "critical" or "none"))
+        {
+            problems.Add(new ConfigProblem("logging.level", $"unknown level '{logging.Level}' (expected trace, debug, information, warning, error, critical or none)"));
+        }
+
+        if (logging.Format is not ("text" or "json"))
+        {
+            problems.Add(new ConfigProblem("logging.format", $"unknown format '{logging.Format}' (expected text or json)"));
+        }
+    }
+
+    private static void ValidateProvider(ProviderConfig provider, string path, Dictionary<string, int> names, int index, List<ConfigProblem> problems)
+    {
+        if (string.IsNullOrWhiteSpace(provider.Name))
+        {
+            problems.Add(new ConfigProblem($"{path}.name", "is required"));
+        }
+        else if (!IsValidName(provider.Name))
+        {
+            problems.Add(new ConfigProblem($"{path}.name", $"'{provider.Name}' may only contain letters, digits, '.', '_' and '-'"));
+        }
+        else if (!names.TryAdd(provider.Name, index))
+        {
+            problems.Add(new ConfigProblem($"{path}.name", $"duplicate provider name '{provider.Name}' (also providers[{names[provider.Name]}])"));
+        }
+
+        if (string.IsNullOrWhiteSpace(provider.Type))
+        {
+            problems.Add(new ConfigProblem($"{path}.type", $"is required (one of {string.Join(", ", ProviderTypes.All)})"));
+        }
+        else if (!ProviderTypes.All.Contains(provider.Type))
+        {
+            var suggestion = Configuration.ConfigBinder.Suggest(provider.Type, ProviderTypes.All);
+            problems.Add(new ConfigProblem(
+                $"{path}.type",
+                $"unknown provider type '{provider.Type}' (expected one of {string.Join(", ", ProviderTypes.All)}{(suggestion is null ? "" : $"; did you mean '{suggestion}'?")})"));
+        }
+
+        if (provider.Type == ProviderTypes.OpenAI && string.IsNullOrWhiteSpace(provider.BaseUrl))
+        {
+            problems.Add(new ConfigProblem($"{path}.base_url", "is required for an openai provider (e.g. https://api.openai.com/v1)"));
+        }
+
+        if (!string.IsNullOrWhiteSpace(provider.BaseUrl) &&
+            (!Uri.TryCreate(provider.BaseUrl, UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https")))
+        {
+            problems.Add(new ConfigProblem($"{path}.base_url", $"'{provider.BaseUrl}' is not an http(s) URL"));
+        }
+
+        if (provider.Type == ProviderTypes.Simulated)
+        {
+            if (!string.IsNullOrWhiteSpace(provider.BaseUrl))
+            {
+                problems.Add(new ConfigProblem($"{path}.base_url", "a simulated provider has no base_url"));
+            }
+
+            if (provider.Simulated is { } sim)
+            {
+                if (sim.TimeToFirstTokenMs is < 0 or > 600_000)
+                {
+                    problems.Add(new ConfigProblem($"{path}.simulated.time_to_first_token_ms", "must be between 0 and 600000"));
+                }
+
+                if (sim.TokensPerSecond is < 0 or > 1_000_000)
+                {
+                    problems.Add(new ConfigProblem($"{path}.simulated.tokens_per_second", "must be between 0 (instant) and 1000000"));
+                }
+
+                if (sim.ResponseTokens is < 1 or > 100_000)
+                {
+                    problems.Add(new ConfigProblem($"{path}.simulated.response_tokens", "must be between 1 and 100000"));
+                }
+
+                if (sim.PromptTokens is < 0 || sim.CompletionTokens is < 0)
+                {
+                    problems.Add(new ConfigProblem($"{path}.simulated", "fixed token counts must not be negative"));
+                }
+            }
+        }
+        else if (provider.Simulated is not null)
+        {
+            problems.Add(new ConfigProblem($"{path}.simulated", "only a provider of type 'simulated' takes simulated settings"));
+        }
+
+        if (provider.Type is ProviderTypes.Anthropic or ProviderTypes.Gemini && provider.ApiKeys.Count == 0)
+        {
+            problems.Add(new ConfigProblem($"{path}.api_keys", "no API key is set: requests to this provider will fail", IsWarning: true));
+        }
+
+        for (var k = 0; k < provider.ApiKeys.Count; k++)
+        {
+            if (provider.ApiKeys[k].Any(char.IsWhiteSpace))
+            {
+                problems.Add(new ConfigProblem($"{path}.api_keys[{k}]", "contains white space"));
+            }
+        }
+
+        if (provider.DeveloperRole is not (null or "keep" or "system"))
+        {
+            problems.Add(new ConfigProblem($"{path}.developer_role", $"'{provider.DeveloperRole}' must be 'keep' or 'system'"));
+        }
+
+        var t = provider.Timeouts;
+        CheckRange(t.ConnectMs, 1, 600_000, $"{path}.timeouts.connect_ms", problems);
+        CheckRange(t.FirstByteMs, 1, 3_600_000, $"{path}.timeouts.first_byte_ms", problems);
+        CheckRange(t.IdleMs, 1, 3_600_000, $"{path}.timeouts.idle_ms", problems);
+        var c = provider.Connections;
+        CheckRange(c.MaxPerServer, 0, 100_000, $"{path}.connections.max_per_server", problems);
+        CheckRange(c.LifetimeS, 1, 86_400, $"{path}.connections.lifetime_s", problems);
+        CheckRange(c.IdleTimeoutS, 1, 86_400, $"{path}.connections.idle_timeout_s", problems);
+
+        foreach (var header in provider.Headers.Keys)
+        {
+            if (string.IsNullOrWhiteSpace(header) || header.Any(ch => ch <= ' ' || ch == ':' || ch > '~'))
+            {
+                problems.Add(new ConfigProblem($"{path}.headers.{header}", "is not a valid header name"));
+            }
+        }
+    }
+
+    private static void ValidateModel(
+        ModelConfig model,
+        string path,
+        IEnumerable<string> providers,
+        Dictionary<string, string> names,
+        List<ConfigProblem> problems)
+    {
+        if (string.IsNullOrWhiteSpace(model.Name))
+        {
+            problems.Add(new ConfigProblem($"{path}.name", "is required"));
+        }
+        else
+        {
+            AddName(model.Name, $"{path}.name", names, problems);
+        }
+
+        for (var a = 0; a < model.Aliases.Count; a++)
+        {
+            if (string.IsNullOrWhiteSpace(model.Aliases[a]))
+            {
+                problems.Add(new ConfigProblem($"{path}.aliases[{a}]", "must not be empty"));
+                continue;
+            }
+
+            AddName(model.Aliases[a], $"{path}.aliases[{a}]", names, problems);
+        }
+
+        if (model.ContextWindow is <= 0)
+        {
+            problems.Add(new ConfigProblem($"{path}.context_window", "must be positive"));
+        }
+
+        if (model.MaxOutputTokens is <= 0)
+        {
+            problems.Add(new ConfigProblem($"{path}.max_output_tokens", "must be positive"));
+        }
+
+        if (model.MaxOutputTokens is { } maxOut && model.ContextWindow is { } window && maxOut > window)
+        {
+            problems.Add(new ConfigProblem($"{path}.max_output_tokens", $"{maxOut} is larger than context_window {window}"));
+        }
+
+        if (model.Price is { } price)
+        {
+            CheckPrice(price.Input, $"{path}.price.input", problems);
+            CheckPrice(price.Output, $"{path}.price.output", problems);
+            CheckPrice(price.CachedInput, $"{path}.price.cached_input", problems);
+            CheckPrice(price.CacheWrite, $"{path}.price.cache_write", problems);
+            CheckPrice(price.Reasoning, $"{path}.price.reasoning", problems);
+        }
+
+        if (model.Deployments.Count == 0)
+        {
+            problems.Add(new ConfigProblem($"{path}.deployments", "at least one deployment is required"));
+        }
+
+        var providerList = providers.ToList();
+        for (var d = 0; d < model.Deployments.Count; d++)
+        {
+            var deployment = model.Deployments[d];
+            var at = $"{path}.deployments[{d}]";
+            if (string.IsNullOrWhiteSpace(deployment.Provider))
+            {
+                problems.Add(new ConfigProblem($"{at}.provider", "is required"));
+            }
+            else if (!providerList.Contains(deployment.Provider, StringComparer.OrdinalIgnoreCase))
+            {
+                var suggestion = ConfigBinder.Suggest(deployment.Provider, providerList);
+                problems.Add(new ConfigProblem($"{at}.provider", $"unknown provider '{deployment.Provider}'{(suggestion is null ? "" : $" (did you mean '{suggestion}'?)")}"));
+            }
+
+            if (deployment.Model is not null && string.IsNullOrWhiteSpace(deployment.Model))
+            {
+                problems.Add(new ConfigProblem($"{at}.model", "must not be empty"));
+            }
+        }
+    }
+
+    private static void AddName(string name, string path, Dictionary<string, string> names, List<ConfigProblem> problems)
+    {
+        if (name.Length > 256 || name.Any(char.IsControl))
+        {
+            problems.Add(new ConfigProblem(path, "must be at most 256 printable characters"));
+        }
+
+        if (!names.TryAdd(name, path))
+        {
+            problems.Add(new ConfigProblem(path, $"'{name}' is already used by {names[name]} (names and aliases are case-insensitive)"));
+        }
+    }
+
+    private static void CheckPrice(decimal? value, string path, List<ConfigProblem> problems)
+    {
+        if (value is < 0)
+        {
+            problems.Add(new ConfigProblem(path, "must not be negative"));
+        }
+    }
+
+    private static void CheckRange(int value, int min, int max, string path, List<ConfigProblem> problems)
+    {
+        if (value < min || value > max)
+        {
+            problems.Add(new ConfigProblem(path, $"must be between {min} and {max}"));
+        }
+    }
+
+    private static bool IsValidName(string name) =>
+        name.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-');
+}

@@ -1,0 +1,170 @@
+namespace Shepherd.Configuration;
+
+/// <summary>The whole configuration file (<c>shepherd.yaml</c>). Keys are the snake_case forms of the property names.</summary>
+/// <remarks>Every record here is bound by <see cref="ConfigBinder"/>, which refuses unknown keys, and checked by
+/// <see cref="ConfigValidator"/>, which reports every problem with its key path.</remarks>
+public sealed record ShepherdConfig
+{
+    public const string DefaultListen = "http://127.0.0.1:8080";
+
+    /// <summary>Where the gateway listens. <c>--urls</c> overrides it.</summary>
+    public string Listen { get; init; } = DefaultListen;
+
+    /// <summary>The key that may call everything. Empty: a development key is generated at start-up.</summary>
+    public string? MasterKey { get; init; }
+
+    public List<ProviderConfig> Providers { get; init; } = [];
+
+    public List<ModelConfig> Models { get; init; } = [];
+
+    public ServerConfig Server { get; init; } = new();
+
+    public LoggingConfig Logging { get; init; } = new();
+}
+
+/// <summary>HTTP front-end settings.</summary>
+public sealed record ServerConfig
+{
+    /// <summary>Largest accepted request body (413 above it).</summary>
+    public long MaxBodyBytes { get; init; } = 10 * 1024 * 1024;
+
+    /// <summary>How long a graceful shutdown waits for in-flight requests and streams.</summary>
+    public int DrainTimeoutS { get; init; } = 30;
+
+    /// <summary>Client IPs whose <c>X-Forwarded-For</c> is trusted (CIDRs).</summary>
+    public List<string> TrustedProxies { get; init; } = [];
+}
+
+public sealed record LoggingConfig
+{
+    /// <summary><c>trace</c>, <c>debug</c>, <c>information</c>, <c>warning</c>, <c>error</c>.</summary>
+    public string Level { get; init; } = "information";
+
+    /// <summary>Log one line per request (request id, model, provider, status, latency, tokens).</summary>
+    public bool Requests { get; init; } = true;
+
+    /// <summary>Also log request and response bodies (debug aid; may contain user data, never keys).</summary>
+    public bool Bodies { get; init; }
+
+    /// <summary><c>text</c> or <c>json</c>.</summary>
+    public string Format { get; init; } = "text";
+}
+
+/// <summary>One upstream: a provider type, where it is, and the keys to call it with.</summary>
+public sealed record ProviderConfig
+{
+    public string Name { get; init; } = "";
+
+    /// <summary><c>openai</c> (any OpenAI-compatible server), <c>anthropic</c>, <c>gemini</c> or <c>simulated</c>.</summary>
+    public string Type { get; init; } = "";
+
+    public string? BaseUrl { get; init; }
+
+    public List<string> ApiKeys { get; init; } = [];
+
+    public TimeoutsConfig Timeouts { get; init; } = new();
+
+    public ConnectionsConfig Connections { get; init; } = new();
+
+    /// <summary>Extra headers sent upstream with every request (e.g. <c>OpenAI-Organization</c>).</summary>
+    public Dictionary<string, string> Headers { get; init; } = [];
+
+    /// <summary>OpenAI-compatible only: how to send <c>developer</c> messages: <c>keep</c> or <c>system</c>.
+    /// Default: <c>keep</c> for api.openai.com, <c>system</c> for every other server (DeepSeek, vLLM, Ollama reject it).</summary>
+    public string? DeveloperRole { get; init; }
+
+    /// <summary>Anthropic only: the <c>anthropic-version</c> header.</summary>
+    public string AnthropicVersion { get; init; } = "2023-06-01";
+
+    /// <summary>Settings of the <c>simulated</c> provider.</summary>
+    public SimulatedConfig? Simulated { get; init; }
+}
+
+public sealed record TimeoutsConfig
+{
+    public int ConnectMs { get; init; } = 5_000;
+
+    /// <summary>From sending the request to the first byte of the answer (headers, then the first stream event).</summary>
+    public int FirstByteMs { get; init; } = 60_000;
+
+    /// <summary>Longest silence inside a response body or stream.</summary>
+    public int IdleMs { get; init; } = 120_000;
+}
+
+/// <summary>The pooled <c>SocketsHttpHandler</c> of a provider.</summary>
+public sealed record ConnectionsConfig
+{
+    /// <summary>Connections per upstream server (0 = unlimited).</summary>
+    public int MaxPerServer { get; init; }
+
+    /// <summary>Recycle a connection after this long, so DNS changes are picked up.</summary>
+    public int LifetimeS { get; init; } = 300;
+
+    /// <summary>Close a connection idle this long.</summary>
+    public int IdleTimeoutS { get; init; } = 90;
+
+    /// <summary>Allow HTTP/2 to the upstream (negotiated over TLS).</summary>
+    public bool Http2 { get; init; } = true;
+}
+
+/// <summary>Behaviour of the simulated provider, for demos, load tests and offline development.</summary>
+public sealed record SimulatedConfig
+{
+    /// <summary>Delay before the first token.</summary>
+    public int TimeToFirstTokenMs { get; init; } = 0;
+
+    /// <summary>Output speed; 0 emits everything at once.</summary>
+    public double TokensPerSecond { get; init; } = 0;
+
+    /// <summary>How many output tokens an answer has when the request sets no limit.</summary>
+    public int ResponseTokens { get; init; } = 24;
+
+    /// <summary>Report this many prompt tokens instead of counting (fixed usage, for exact accounting tests).</summary>
+    public int? PromptTokens { get; init; }
+
+    /// <summary>Report this many completion tokens (and emit that many words) regardless of the request.</summary>
+    public int? CompletionTokens { get; init; }
+}
+
+/// <summary>A model clients can ask for, and the deployments that serve it.</summary>
+public sealed record ModelConfig
+{
+    public string Name { get; init; } = "";
+
+    /// <summary>Other names that resolve to this model (case-insensitive).</summary>
+    public List<string> Aliases { get; init; } = [];
+
+    public int? ContextWindow { get; init; }
+
+    public int? MaxOutputTokens { get; init; }
+
+    public PriceConfig? Price { get; init; }
+
+    /// <summary>Shown as <c>owned_by</c> in <c>/v1/models</c>; defaults to the first deployment's provider type.</summary>
+    public string? OwnedBy { get; init; }
+
+    public List<DeploymentConfig> Deployments { get; init; } = [];
+}
+
+public sealed record DeploymentConfig
+{
+    /// <summary>The name of a configured provider.</summary>
+    public string Provider { get; init; } = "";
+
+    /// <summary>The model name the upstream knows. Defaults to the model's own name.</summary>
+    public string? Model { get; init; }
+}
+
+/// <summary>USD per 1M tokens.</summary>
+public sealed record PriceConfig
+{
+    public decimal Input { get; init; }
+
+    public decimal Output { get; init; }
+
+    public decimal? CachedInput { get; init; }
+
+    public decimal? CacheWrite { get; init; }
+
+    public decimal? Reasoning { get; init; }
+}

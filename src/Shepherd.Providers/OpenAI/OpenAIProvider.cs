@@ -1,0 +1,338 @@
+namespace Shepherd.Providers.OpenAI;
+
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Shepherd.Chat;
+using Shepherd.Configuration;
+using Shepherd.Errors;
+using Shepherd.Providers.Shared;
+
+/// <summary>
+/// Any OpenAI-compatible server (OpenAI, DeepSeek, vLLM, Ollama, …). The request is the client's bytes with the
+/// model spliced in; the answer and every stream chunk are relayed as they arrive, only inspected for usage.
+/// </summary>
+public sealed class OpenAIProvider : IChatProvider, IDisposable
+{
+    /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
+    internal const int MaxResponseBytes = 64 * 1024 * 1024;
+
+    private readonly ProviderConfig _config;
+    private readonly HttpMessageInvoker _http;
+    private readonly TimeProvider _time;
+    private readonly Uri _chatUri;
+    private readonly Version _version;
+    private readonly HttpVersionPolicy _versionPolicy;
+    private readonly TimeSpan _firstByte;
+    private readonly TimeSpan _idle;
+    private readonly bool _developerAsSystem;
+    private readonly ConcurrentDictionary<string, byte[]> _modelJson = new(StringComparer.Ordinal);
+
+    public OpenAIProvider(ProviderConfig config, TimeProvider time, HttpMessageInvoker? http = null)
+    {
+        _config = config;
+        _time = time;
+        _http = http ?? UpstreamHttp.CreateInvoker(config);
+        _chatUri = UpstreamHttp.Combine(config.BaseUrl!, "chat/completions");
+        (_version, _versionPolicy) = UpstreamHttp.VersionFor(_chatUri, config);
+        _firstByte = TimeSpan.FromMilliseconds(config.Timeouts.ConnectMs + config.Timeouts.FirstByteMs);
+        _idle = TimeSpan.FromMilliseconds(config.Timeouts.IdleMs);
+        _developerAsSystem = config.DeveloperRole switch
+        {
+            "keep" => false,
+            "system" => true,
+            _ => !_chatUri.Host.EndsWith("openai.com", StringComparison.OrdinalIgnoreCase) &&
+                 !_chatUri.Host.EndsWith("openai.azure.com", StringComparison.OrdinalIgnoreCase),
+        };
+    }
+
+    public string Name => _config.Name;
+
+    public string Type => ProviderTypes.OpenAI;
+
+    public ProviderCapabilities Capabilities { get; } = new(MultipleChoices: true, Images: true, Tools: true);
+
+    public async ValueTask<UpstreamOutcome<ChatCompletion>> CompleteAsync(UpstreamCall call, CancellationToken cancellationToken)
+    {
+        var body = new PooledBuffer(call.Request.Body.Length + 256);
+        var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        PooledBuffer? answer = null;
+        try
+        {
+            OpenAIRequestRewriter.Write(call.Request, ModelJson(call.UpstreamModel), _developerAsSystem, body);
+            using var request = CreateRequest(body, call.ApiKey);
+            HttpResponseMessage response;
+            try
+            {
+                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancel.TimedOut)
+            {
+                return FailureClassifier.Timeout(Name, "no response headers");
+            }
+            catch (HttpRequestException ex) when (!cancel.ClientGone)
+            {
+                return FailureClassifier.ConnectFailure(Name, ex);
+            }
+
+            using (response)
+            {
+                cancel.Touch();
+                answer = new PooledBuffer(response.Content.Headers.ContentLength is { } length and > 0 and < MaxResponseBytes ? (int)length + 1 : 8192);
+                try
+                {
+                    var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+                    if (!await answer.ReadFromAsync(stream, MaxResponseBytes, cancel.Touch, cancel.Token).ConfigureAwait(false))
+                    {
+                        return FailureClassifier.Unusable(Name, "the answer is larger than 64 MiB");
+                    }
+                }
+                catch (OperationCanceledException) when (cancel.TimedOut)
+                {
+                    return FailureClassifier.Timeout(Name, "the answer stalled");
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException && !cancel.ClientGone)
+                {
+                    return FailureClassifier.Unusable(Name, "the connection dropped while reading the answer");
+                }
+
+                var status = (int)response.StatusCode;
+                if (status is < 200 or > 299)
+                {
+                    return OpenAIErrors.Classify(Name, status, answer.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+                }
+
+                var info = OpenAIWire.InspectCompletion(answer.WrittenSpan);
+                if (!info.IsValid || info.IsError || !info.HasChoices)
+                {
+                    return info.IsError
+                        ? OpenAIErrors.Classify(Name, 502, answer.WrittenSpan, null, call.ApiKey) with { Class = FailureClass.Transient }
+                        : FailureClassifier.Unusable(Name, "not a chat.completion object");
+                }
+
+                var completion = new ChatCompletion(answer.WrittenMemory, info.Usage ?? default, answer.Dispose) { UsageMissing = info.Usage is null };
+                answer = null; // owned by the completion now
+                return UpstreamOutcome<ChatCompletion>.Success(completion);
+            }
+        }
+        finally
+        {
+            answer?.Dispose();
+            body.Dispose();
+            cancel.Dispose();
+        }
+    }
+
+    public async ValueTask<UpstreamOutcome<ChatStream>> StreamAsync(UpstreamCall call, CancellationToken cancellationToken)
+    {
+        var body = new PooledBuffer(call.Request.Body.Length + 256);
+        var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        HttpResponseMessage? response = null;
+        var handedOver = false;
+        try
+        {
+            OpenAIRequestRewriter.Write(call.Request, ModelJson(call.UpstreamModel), _developerAsSystem, body);
+            using var request = CreateRequest(body, call.ApiKey);
+            try
+            {
+                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancel.TimedOut)
+            {
+                return FailureClassifier.Timeout(Name, "no response headers");
+            }
+            catch (HttpRequestException ex) when (!cancel.ClientGone)
+            {
+                return FailureClassifier.ConnectFailure(Name, ex);
+            }
+
+            var status = (int)response.StatusCode;
+            if (status is < 200 or > 299)
+            {
+                using var error = new PooledBuffer(1024);
+                try
+                {
+                    cancel.Touch();
+                    var errorStream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+                    await error.ReadFromAsync(errorStream, 1024 * 1024, cancel.Touch, cancel.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !cancel.ClientGone)
+                {
+                    // The status alone classifies it.
+                }
+
+                return OpenAIErrors.Classify(Name, status, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+            }
+
+            var mediaType = response.Content.Headers.ContentType?.MediaType;
+            if (mediaType is not null && !mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            {
+                return FailureClassifier.Unusable(Name, $"expected an event stream, got {mediaType}");
+            }
+
+            var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+            var chatStream = new OpenAIChatStream(Name, response, stream, cancel, body, call.ApiKey);
+            handedOver = true;
+            return UpstreamOutcome<ChatStream>.Success(chatStream);
+        }
+        catch (OperationCanceledException) when (cancel.TimedOut)
+        {
+            return FailureClassifier.Timeout(Name, "no response headers");
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                response?.Dispose();
+                body.Dispose();
+                cancel.Dispose();
+            }
+        }
+    }
+
+    private HttpRequestMessage CreateRequest(PooledBuffer body, string apiKey)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, _chatUri)
+        {
+            Version = _version,
+            VersionPolicy = _versionPolicy,
+            Content = new BytesContent(body.WrittenMemory),
+        };
+        if (apiKey.Length > 0)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", string.Concat("Bearer ", apiKey));
+        }
+
+        foreach (var (name, value) in _config.Headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        return request;
+    }
+
+    private byte[] ModelJson(string model) =>
+        _modelJson.GetOrAdd(model, static m => JsonSerializer.SerializeToUtf8Bytes(m, ProviderJsonContext.Default.String));
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>Relays an OpenAI SSE stream chunk by chunk, reading usage and finish as they pass.</summary>
+internal sealed class OpenAIChatStream : ChatStream
+{
+    private static readonly byte[] Done = "[DONE]"u8.ToArray();
+
+    private readonly string _provider;
+    private readonly HttpResponseMessage _response;
+    private readonly UpstreamCancellation _cancel;
+    private readonly PooledBuffer _requestBody;
+    private readonly string _apiKey;
+    private readonly SseReader _sse;
+    private StreamEvent _current;
+    private bool _finished;
+    private bool _sawFinish;
+
+    public OpenAIChatStream(string provider, HttpResponseMessage response, Stream body, UpstreamCancellation cancel, PooledBuffer requestBody, string apiKey)
+    {
+        _provider = provider;
+        _response = response;
+        _cancel = cancel;
+        _requestBody = requestBody;
+        _apiKey = apiKey;
+        _sse = new SseReader(body, cancel.Touch);
+    }
+
+    public override StreamEvent Current => _current;
+
+    public override bool HasBufferedEvent => _sse.HasBufferedEvent;
+
+    public override async ValueTask<bool> MoveNextAsync()
+    {
+        if (_finished)
+        {
+            return false;
+        }
+
+        bool got;
+        try
+        {
+            got = await _sse.ReadEventAsync(_cancel.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_cancel.TimedOut)
+        {
+            return Fail(_sse.BytesReceived == 0
+                ? FailureClassifier.Timeout(_provider, "no first token")
+                : FailureClassifier.Timeout(_provider, "the stream stalled"));
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException && !_cancel.ClientGone)
+        {
+            return Fail(FailureClassifier.Unusable(_provider, "the connection dropped mid-stream"));
+        }
+        catch (InvalidDataException)
+        {
+            return Fail(FailureClassifier.Unusable(_provider, "an event larger than 16 MiB"));
+        }
+
+        if (!got)
+        {
+            _finished = true;
+            if (_sawFinish)
+            {
+                return false;
+            }
+
+            _current = StreamEvent.Error(FailureClassifier.Unusable(_provider, "the stream ended before the answer was complete"));
+            return true;
+        }
+
+        var data = _sse.Data;
+        if (data.Span.SequenceEqual(Done))
+        {
+            _finished = true;
+            return false;
+        }
+
+        OpenAIWire.ChunkInfo info;
+        try
+        {
+            info = OpenAIWire.InspectChunk(data.Span);
+        }
+        catch (JsonException)
+        {
+            return Fail(FailureClassifier.Unusable(_provider, "a malformed stream chunk"));
+        }
+
+        if (info.IsError)
+        {
+            var failure = OpenAIErrors.Classify(_provider, 500, data.Span, null, _apiKey);
+            return Fail(failure.Class == FailureClass.CallerFault ? failure with { Class = FailureClass.Transient } : failure);
+        }
+
+        _sawFinish |= info.HasFinish;
+        _current = StreamEvent.Chunk(data, info.HasContent, info.Usage, info.UsageOnly);
+        return true;
+    }
+
+    private bool Fail(UpstreamFailure failure)
+    {
+        _finished = true;
+        _current = StreamEvent.Error(failure);
+        return true;
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        // Cancel first: an unread HTTP/1.1 body is then aborted, not drained, so the upstream sees the disconnect.
+        if (!_finished)
+        {
+            _cancel.Cancel();
+        }
+
+        _response.Dispose();
+        _sse.Dispose();
+        _requestBody.Dispose();
+        _cancel.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

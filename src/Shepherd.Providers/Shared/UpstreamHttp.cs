@@ -1,0 +1,72 @@
+namespace Shepherd.Providers.Shared;
+
+using System.Net;
+using System.Net.Http.Headers;
+using Shepherd.Configuration;
+
+/// <summary>Creates the one pooled <see cref="SocketsHttpHandler"/> a provider uses for all its requests.</summary>
+public static class UpstreamHttp
+{
+    public static HttpMessageInvoker CreateInvoker(ProviderConfig config)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(config.Timeouts.ConnectMs),
+            PooledConnectionLifetime = TimeSpan.FromSeconds(config.Connections.LifetimeS),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(config.Connections.IdleTimeoutS),
+            MaxConnectionsPerServer = config.Connections.MaxPerServer > 0 ? config.Connections.MaxPerServer : int.MaxValue,
+            EnableMultipleHttp2Connections = true,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            AllowAutoRedirect = false,
+            // The body is relayed as it arrives; response headers are small.
+            MaxResponseHeadersLength = 64,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(15),
+        };
+
+        // The request body and response are handled by us; no activity header propagation per request.
+        handler.ActivityHeadersPropagator = null;
+        return new HttpMessageInvoker(handler, disposeHandler: true);
+    }
+
+    /// <summary>HTTP/2 only over TLS (h2c to a local server would fail); HTTP/1.1 otherwise.</summary>
+    public static (Version Version, HttpVersionPolicy Policy) VersionFor(Uri baseUri, ProviderConfig config) =>
+        baseUri.Scheme == Uri.UriSchemeHttps && config.Connections.Http2
+            ? (HttpVersion.Version20, HttpVersionPolicy.RequestVersionOrLower)
+            : (HttpVersion.Version11, HttpVersionPolicy.RequestVersionExact);
+
+    /// <summary>Joins a base URL and a path without losing the base's path (<c>/v1</c>).</summary>
+    public static Uri Combine(string baseUrl, string path) => new($"{baseUrl.TrimEnd('/')}/{path.TrimStart('/')}", UriKind.Absolute);
+
+    public static readonly MediaTypeHeaderValue JsonContentType = new("application/json");
+}
+
+/// <summary>Request content over bytes the caller owns (a pooled buffer): no copy, known length.</summary>
+public sealed class BytesContent : HttpContent
+{
+    private readonly ReadOnlyMemory<byte> _bytes;
+
+    public BytesContent(ReadOnlyMemory<byte> bytes)
+    {
+        _bytes = bytes;
+        Headers.ContentType = UpstreamHttp.JsonContentType;
+        Headers.ContentLength = bytes.Length;
+    }
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+        stream.WriteAsync(_bytes).AsTask();
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
+        stream.WriteAsync(_bytes, cancellationToken).AsTask();
+
+    protected override void SerializeToStream(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
+        stream.Write(_bytes.Span);
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = _bytes.Length;
+        return true;
+    }
+}

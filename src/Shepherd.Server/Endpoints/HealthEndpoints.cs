@@ -1,0 +1,73 @@
+namespace Shepherd.Server.Endpoints;
+
+using Microsoft.AspNetCore.Http;
+using Shepherd.Server.Hosting;
+
+/// <summary>
+/// <c>/health</c> (liveness) and <c>/health/ready</c> (readiness). An upstream in trouble is reported in the body,
+/// never turned into a failing status: that would take every replica out of the load balancer at once.
+/// </summary>
+public sealed class HealthEndpoints(GatewayServices gateway)
+{
+    private static readonly byte[] Live = """{"status":"ok"}"""u8.ToArray();
+
+    public static Task LiveAsync(HttpContext context)
+    {
+        context.Response.ContentType = "application/json";
+        context.Response.ContentLength = Live.Length;
+        return context.Response.Body.WriteAsync(Live).AsTask();
+    }
+
+    public Task ReadyAsync(HttpContext context) =>
+        ModelsEndpoints.WriteJsonAsync(context, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("status"u8, "ready"u8);
+            w.WriteString("version"u8, GatewayServices.Version);
+            w.WriteStartObject("checks"u8);
+            w.WriteString("config"u8, "loaded"u8);
+            w.WriteString("storage"u8, gateway.StorageStatus());
+            w.WriteEndObject();
+            w.WriteNumber("models"u8, gateway.Catalog.Models.Count);
+            w.WriteStartArray("providers"u8);
+            foreach (var provider in gateway.Status.All)
+            {
+                w.WriteStartObject();
+                w.WriteString("name"u8, provider.Name);
+                w.WriteString("type"u8, provider.Type);
+                w.WriteString("state"u8, provider.State);
+                if (provider.LastStatus != 0)
+                {
+                    w.WriteNumber("last_status"u8, provider.LastStatus);
+                }
+
+                if (provider.LastFailureClass is { } failureClass)
+                {
+                    w.WriteString("last_failure_class"u8, failureClass.ToString());
+                }
+
+                if (provider.LastError is { } error)
+                {
+                    w.WriteString("last_error"u8, error);
+                }
+
+                if (provider.LastSuccessAt is { } success)
+                {
+                    w.WriteString("last_success_at"u8, success);
+                }
+
+                if (provider.LastFailureAt is { } failure)
+                {
+                    w.WriteString("last_failure_at"u8, failure);
+                }
+
+                w.WriteNumber("consecutive_failures"u8, provider.ConsecutiveFailures);
+                w.WriteNumber("requests"u8, provider.Requests);
+                w.WriteNumber("failures"u8, provider.Failures);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+}

@@ -1,0 +1,175 @@
+namespace Shepherd.Server.Hosting;
+
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Shepherd.Configuration;
+using Shepherd.Health;
+using Shepherd.Providers;
+using Shepherd.Routing;
+using Shepherd.Security;
+using Shepherd.Server.Auth;
+using Shepherd.Server.Endpoints;
+using Shepherd.Server.Http;
+using Shepherd.Server.Logging;
+
+/// <summary>How to host the gateway: what the CLI and the tests vary.</summary>
+public sealed record GatewayHostOptions
+{
+    /// <summary>Overrides <c>listen</c> (the CLI's <c>--urls</c>; tests use <c>http://127.0.0.1:0</c>).</summary>
+    public string? Urls { get; init; }
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Where the configuration came from, for the start-up log line.</summary>
+    public string Source { get; init; } = "configuration";
+
+    /// <summary>Extra logging set-up (tests capture log lines here).</summary>
+    public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
+
+    /// <summary>Receives a generated development master key (the CLI prints it once).</summary>
+    public Action<string>? OnGeneratedMasterKey { get; init; }
+
+    /// <summary>Environment lookup for the master key (tests isolate it).</summary>
+    public Func<string, string?> Environment { get; init; } = System.Environment.GetEnvironmentVariable;
+}
+
+/// <summary>Builds the gateway: services, Kestrel, middleware and endpoints.</summary>
+public static class GatewayApp
+{
+    public static WebApplication Build(ShepherdConfig config, GatewayHostOptions? options = null)
+    {
+        options ??= new GatewayHostOptions();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.UseUrls(options.Urls ?? config.Listen);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = config.Server.MaxBodyBytes;
+        });
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(config.Server.DrainTimeoutS));
+
+        ConfigureLogging(builder.Logging, config.Logging);
+        options.ConfigureLogging?.Invoke(builder.Logging);
+
+        var (masterKeyText, generated) = ResolveMasterKey(config, options.Environment);
+        var time = options.TimeProvider;
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton(new MasterKey(masterKeyText, generated));
+        builder.Services.AddSingleton<ICallerAuthenticator, MasterKeyAuthenticator>();
+        builder.Services.AddSingleton(_ => config.Providers.ToDictionary(
+            p => p.Name,
+            p => new ProviderHandle(ProviderFactory.Create(p, time), new UpstreamKeyRing(p.ApiKeys)),
+            StringComparer.OrdinalIgnoreCase) as IReadOnlyDictionary<string, ProviderHandle>);
+        builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time));
+        builder.Services.AddSingleton(_ => new ProviderStatusBoard(config.Providers.Select(p => (p.Name, p.Type)), time));
+        builder.Services.AddSingleton<ChatExecutor>();
+        builder.Services.AddSingleton<GatewayServices>();
+
+        var app = builder.Build();
+        var gateway = app.Services.GetRequiredService<GatewayServices>();
+        var startup = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Shepherd");
+        if (generated)
+        {
+            Log.GeneratedMasterKey(startup);
+            options.OnGeneratedMasterKey?.Invoke(masterKeyText);
+        }
+
+        app.Lifetime.ApplicationStarted.Register(() =>
+            Log.Started(startup, GatewayServices.Version, config.Models.Count, config.Providers.Count, options.Source));
+        app.Lifetime.ApplicationStopped.Register(() =>
+        {
+            foreach (var handle in app.Services.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>().Values)
+            {
+                (handle.Provider as IDisposable)?.Dispose();
+            }
+        });
+
+        app.UseMiddleware<GatewayMiddleware>();
+        app.UseStatusCodePages(async status =>
+        {
+            var context = status.HttpContext;
+            if (!context.Response.HasStarted && context.Response.ContentLength is null or 0 && context.Response.ContentType is null)
+            {
+                await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(context.Response.StatusCode, context));
+            }
+        });
+
+        MapEndpoints(app, gateway);
+        return app;
+    }
+
+    private static void MapEndpoints(WebApplication app, GatewayServices gateway)
+    {
+        var chat = new ChatCompletionsEndpoint(gateway);
+        var models = new ModelsEndpoints(gateway);
+        var health = new HealthEndpoints(gateway);
+
+        var v1 = app.MapGroup("/v1");
+        v1.MapPost("/chat/completions", chat.HandleAsync);
+        v1.MapGet("/models", models.ListAsync);
+        v1.MapGet("/models/{**id}", (HttpContext context, string id) => models.GetAsync(context, id));
+
+        app.MapGet("/health", HealthEndpoints.LiveAsync);
+        app.MapGet("/health/live", HealthEndpoints.LiveAsync);
+        app.MapGet("/health/ready", health.ReadyAsync);
+    }
+
+    /// <summary>The master key from config or <c>SHEPHERD_MASTER_KEY</c>; otherwise a generated development key.</summary>
+    public static (string Key, bool Generated) ResolveMasterKey(ShepherdConfig config, Func<string, string?> environment)
+    {
+        if (!string.IsNullOrWhiteSpace(config.MasterKey))
+        {
+            return (config.MasterKey.Trim(), false);
+        }
+
+        var fromEnvironment = environment(ConfigLoader.MasterKeyEnvironmentVariable);
+        return !string.IsNullOrWhiteSpace(fromEnvironment)
+            ? (fromEnvironment.Trim(), false)
+            : (MasterKey.GenerateDevelopmentKey(), true);
+    }
+
+    /// <summary>The addresses Kestrel actually bound (resolves port 0).</summary>
+    public static IReadOnlyList<string> BoundAddresses(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
+
+    private static void ConfigureLogging(ILoggingBuilder logging, LoggingConfig config)
+    {
+        logging.ClearProviders();
+        var level = config.Level.ToLowerInvariant() switch
+        {
+            "trace" => LogLevel.Trace,
+            "debug" => LogLevel.Debug,
+            "warning" => LogLevel.Warning,
+            "error" => LogLevel.Error,
+            "critical" => LogLevel.Critical,
+            "none" => LogLevel.None,
+            _ => LogLevel.Information,
+        };
+        logging.SetMinimumLevel(level);
+
+        // ASP.NET Core's own per-request logs duplicate ours.
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        if (config.Format == "json")
+        {
+            logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+    }
+}

@@ -1,0 +1,40 @@
+namespace Shepherd.Server.Hosting;
+
+using System.Reflection;
+using Microsoft.Extensions.Logging;
+using Shepherd.Configuration;
+using Shepherd.Health;
+using Shepherd.Routing;
+using Shepherd.Security;
+
+/// <summary>The gateway's long-lived parts, resolved once at start-up and captured by the endpoints.</summary>
+public sealed class GatewayServices(
+    ShepherdConfig config,
+    ModelCatalog catalog,
+    ChatExecutor executor,
+    ICallerAuthenticator authenticator,
+    ProviderStatusBoard status,
+    ILoggerFactory loggers)
+{
+    public static readonly string Version =
+        typeof(GatewayServices).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public ShepherdConfig Config { get; } = config;
+
+    public ServerConfig Options => Config.Server;
+
+    public ModelCatalog Catalog { get; } = catalog;
+
+    public ChatExecutor Executor { get; } = executor;
+
+    public ICallerAuthenticator Authenticator { get; } = authenticator;
+
+    public ProviderStatusBoard Status { get; } = status;
+
+    public ILogger Logger { get; } = loggers.CreateLogger("Shepherd.Requests");
+
+    public bool LogBodies => Config.Logging.Bodies;
+
+    /// <summary>Storage readiness; the embedded default has nothing to check yet.</summary>
+    public string StorageStatus() => "none";
+}

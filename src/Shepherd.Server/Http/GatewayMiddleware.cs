@@ -1,0 +1,80 @@
+namespace Shepherd.Server.Http;
+
+using System.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Shepherd.Server.Hosting;
+using Shepherd.Server.Logging;
+
+/// <summary>
+/// The fixed first step of every request: request id, the per-request context, the one log line, and the
+/// last line of defence that turns any unexpected exception into an OpenAI error (never a stack trace).
+/// </summary>
+public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gateway)
+{
+    private readonly ILogger _logger = gateway.Logger;
+    private readonly bool _logRequests = gateway.Config.Logging.Requests;
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var incoming = context.Request.Headers[RequestIds.Header];
+        var requestId = incoming.Count == 1 && RequestIds.IsAcceptable(incoming[0]) ? incoming[0]! : RequestIds.Next();
+        var request = new RequestContext { RequestId = requestId, StartTimestamp = Stopwatch.GetTimestamp() };
+        context.Features.Set(request);
+        context.Response.Headers[RequestIds.Header] = requestId;
+
+        try
+        {
+            await next(context);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; the upstream call was cancelled with it. Nothing left to write.
+            if (_logRequests)
+            {
+                Log.ClientDisconnected(_logger, requestId, Stopwatch.GetElapsedTime(request.StartTimestamp).TotalMilliseconds, request.RequestedModel, request.Route?.Deployment.Provider.Name);
+            }
+
+            return;
+        }
+        catch (BadHttpRequestException ex)
+        {
+            await ErrorResponses.WriteAsync(context, ex.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? ErrorResponses.PayloadTooLarge(gateway.Options.MaxBodyBytes)
+                : ErrorResponses.ForStatus(ex.StatusCode, context));
+        }
+        catch (Exception ex)
+        {
+            Log.Unhandled(_logger, ex, requestId, ex.GetType().Name, context.Request.Method, context.Request.Path);
+            if (context.Response.HasStarted)
+            {
+                // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent end.
+                context.Abort();
+                return;
+            }
+
+            context.Response.Clear();
+            context.Response.Headers[RequestIds.Header] = requestId;
+            await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(500, context));
+        }
+
+        if (_logRequests)
+        {
+            var route = request.Route;
+            Log.RequestCompleted(
+                _logger,
+                requestId,
+                context.Request.Method,
+                context.Request.Path.Value ?? "/",
+                context.Response.StatusCode,
+                Stopwatch.GetElapsedTime(request.StartTimestamp).TotalMilliseconds,
+                route?.Model.Name ?? request.RequestedModel,
+                route?.Deployment.Provider.Name,
+                route?.Deployment.Id,
+                request.Streamed,
+                request.Usage.PromptTokens,
+                request.Usage.CompletionTokens,
+                request.ErrorCode);
+        }
+    }
+}

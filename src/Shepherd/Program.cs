@@ -1,0 +1,3 @@
+using Shepherd.Cli;
+
+return await ShepherdCli.RunAsync(args);

@@ -1,0 +1,86 @@
+namespace Shepherd.Testing;
+
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using Shepherd.Configuration;
+using Shepherd.Server.Hosting;
+
+/// <summary>A real gateway (Kestrel on 127.0.0.1:0) built from a YAML configuration, for end-to-end tests.</summary>
+public sealed class GatewayHost : IAsyncDisposable
+{
+    public const string TestMasterKey = "sk-test-master-0123456789";
+
+    private readonly WebApplication _app;
+
+    private GatewayHost(WebApplication app, string baseUrl, LogCapture logs)
+    {
+        _app = app;
+        BaseUrl = baseUrl;
+        Logs = logs;
+        Client = CreateClient(TestMasterKey);
+    }
+
+    public string BaseUrl { get; }
+
+    /// <summary>The OpenAI base URL (<c>…/v1</c>) for SDK clients.</summary>
+    public Uri OpenAIEndpoint => new(BaseUrl + "/v1");
+
+    /// <summary>A client that sends the master key.</summary>
+    public HttpClient Client { get; }
+
+    public LogCapture Logs { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts a gateway. The YAML needs no <c>master_key</c>: the test key is added when it is missing.</summary>
+    public static async Task<GatewayHost> StartAsync(string yaml, TimeProvider? time = null, Func<GatewayHostOptions, GatewayHostOptions>? configure = null)
+    {
+        if (!yaml.Contains("master_key:", StringComparison.Ordinal))
+        {
+            yaml = $"master_key: {TestMasterKey}\n{yaml}";
+        }
+
+        var loaded = ConfigLoader.LoadYaml(yaml, "test", _ => null);
+        if (!loaded.IsValid)
+        {
+            throw new InvalidOperationException("Invalid test configuration:\n" + string.Join("\n", loaded.Errors));
+        }
+
+        var logs = new LogCapture();
+        var options = new GatewayHostOptions
+        {
+            Urls = "http://127.0.0.1:0",
+            TimeProvider = time ?? TimeProvider.System,
+            ConfigureLogging = logging => logging.AddProvider(logs),
+            Environment = _ => null,
+        };
+        options = configure?.Invoke(options) ?? options;
+        var app = GatewayApp.Build(loaded.Config!, options);
+        await app.StartAsync();
+        var address = GatewayApp.BoundAddresses(app).First();
+        return new GatewayHost(app, address, logs);
+    }
+
+    public HttpClient CreateClient(string? key)
+    {
+        var client = new HttpClient { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(60) };
+        if (key is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return client;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
+        {
+            await _app.StopAsync(stop.Token);
+        }
+
+        await _app.DisposeAsync();
+    }
+}
