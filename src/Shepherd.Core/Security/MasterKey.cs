@@ -1,4 +1,4 @@
-namespace Shepherd.Server.Auth;
+namespace Shepherd.Security;
 
 using System.Security.Cryptography;
 using System.Text;
@@ -20,6 +20,9 @@ public sealed class MasterKey
 
     /// <summary>Creates a development key: <c>sk-shp-dev-</c> plus 256 random bits in base62.</summary>
     public static string GenerateDevelopmentKey() => "sk-shp-dev-" + Base62.Random(43);
+
+    /// <summary>Compares a SHA-256 digest of a presented key with the master key's, in constant time.</summary>
+    public bool MatchesDigest(ReadOnlySpan<byte> digest) => CryptographicOperations.FixedTimeEquals(digest, _digest);
 
     public bool Matches(ReadOnlySpan<char> presented)
     {

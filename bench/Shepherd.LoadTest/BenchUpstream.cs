@@ -1,0 +1,107 @@
+namespace Shepherd.LoadTest;
+
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+/// <summary>
+/// A lean fake OpenAI-compatible upstream: fixed answers, no parsing beyond "is it a stream", so that it costs as
+/// little CPU as possible and the numbers measure the gateway. Held streams send their first chunk and then wait.
+/// </summary>
+public sealed class BenchUpstream : IAsyncDisposable
+{
+    private static readonly byte[] Completion = Encoding.UTF8.GetBytes(
+        """{"id":"chatcmpl-bench","object":"chat.completion","created":1760000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! This is a fixed answer from the benchmark upstream.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":12,"total_tokens":24,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}""");
+
+    private static readonly byte[][] StreamEvents = BuildStream();
+    private static readonly byte[] StreamStart = StreamEvents[0];
+
+    private readonly WebApplication _app;
+    private readonly TaskCompletionSource _releaseHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private BenchUpstream(WebApplication app)
+    {
+        _app = app;
+    }
+
+    public string BaseUrl { get; private set; } = "";
+
+    public static async Task<BenchUpstream> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        var app = builder.Build();
+        var upstream = new BenchUpstream(app);
+        app.Run(upstream.HandleAsync);
+        await app.StartAsync();
+        upstream.BaseUrl = app.Urls.First() + "/v1";
+        return upstream;
+    }
+
+    /// <summary>Lets every held stream finish.</summary>
+    public void ReleaseHeldStreams() => _releaseHeld.TrySetResult();
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var body = await context.Request.BodyReader.ReadAsync();
+        while (!body.IsCompleted)
+        {
+            context.Request.BodyReader.AdvanceTo(body.Buffer.Start, body.Buffer.End);
+            body = await context.Request.BodyReader.ReadAsync();
+        }
+
+        var text = Encoding.UTF8.GetString(body.Buffer);
+        context.Request.BodyReader.AdvanceTo(body.Buffer.End);
+        var stream = text.Contains("\"stream\":true", StringComparison.Ordinal);
+        var hold = text.Contains("\"hold\":true", StringComparison.Ordinal);
+        var response = context.Response;
+        if (!stream)
+        {
+            response.ContentType = "application/json";
+            response.ContentLength = Completion.Length;
+            await response.Body.WriteAsync(Completion);
+            return;
+        }
+
+        response.ContentType = "text/event-stream";
+        if (hold)
+        {
+            await response.Body.WriteAsync(StreamStart);
+            await response.Body.FlushAsync();
+            await _releaseHeld.Task.WaitAsync(context.RequestAborted);
+        }
+
+        foreach (var e in StreamEvents)
+        {
+            await response.Body.WriteAsync(e);
+        }
+
+        await response.Body.FlushAsync();
+    }
+
+    private static byte[][] BuildStream()
+    {
+        const string Head = "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1760000000,\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":";
+        var events = new List<string> { Head + "{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}" };
+        foreach (var word in "Hello! This is a fixed answer from the benchmark upstream.".Split(' '))
+        {
+            events.Add(Head + "{\"content\":\"" + word + " \"},\"logprobs\":null,\"finish_reason\":null}]}");
+        }
+
+        events.Add(Head + "{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}");
+        events.Add("{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1760000000,\"model\":\"bench-model\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":12,\"total_tokens\":24}}");
+        events.Add("[DONE]");
+        return events.Select(e => Encoding.UTF8.GetBytes($"data: {e}\n\n")).ToArray();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        ReleaseHeldStreams();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,122 @@
+namespace Shepherd.LoadTest;
+
+using System.Diagnostics;
+using System.Net.Sockets;
+
+/// <summary>The gateway under test, as a separate process so its CPU time and memory can be read on their own.</summary>
+public sealed class GatewayProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _configPath;
+
+    private GatewayProcess(Process process, string url, string configPath)
+    {
+        _process = process;
+        Url = url;
+        _configPath = configPath;
+    }
+
+    public string Url { get; }
+
+    public const string MasterKey = "sk-bench-master-key-0123456789";
+
+    public static async Task<GatewayProcess> StartAsync(string gatewayDll, string upstreamBaseUrl, int deployments = 1, bool logRequests = false)
+    {
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var configPath = Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.yaml");
+        var deploymentLines = string.Join("\n", Enumerable.Range(0, deployments).Select(_ => "      - { provider: bench, model: bench-model }"));
+        await File.WriteAllTextAsync(configPath, $"""
+            listen: {url}
+            master_key: {MasterKey}
+            logging: {"{"} level: warning, requests: {(logRequests ? "true" : "false")} {"}"}
+            providers:
+              - name: bench
+                type: openai
+                base_url: {upstreamBaseUrl}
+                api_keys: [ sk-bench-upstream ]
+            models:
+              - name: bench-model
+                deployments:
+            {deploymentLines}
+            """);
+        var start = new ProcessStartInfo("dotnet", [gatewayDll, "serve", "--config", configPath])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_GCSERVER") ?? "1";
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                Console.Error.WriteLine($"[gateway] {e.Data}");
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var client = new HttpClient();
+        for (var i = 0; i < 200; i++)
+        {
+            try
+            {
+                var response = await client.GetAsync($"{url}/health");
+                if (response.IsSuccessStatusCode)
+                {
+                    return new GatewayProcess(process, url, configPath);
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        process.Kill();
+        throw new InvalidOperationException("The gateway did not start.");
+    }
+
+    /// <summary>CPU time the gateway process has used so far.</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
+    /// <summary>Resident memory of the gateway process.</summary>
+    public long WorkingSet
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.WorkingSet64;
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        File.Delete(_configPath);
+    }
+}

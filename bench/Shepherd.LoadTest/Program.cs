@@ -1,0 +1,163 @@
+using System.Globalization;
+using System.Text;
+using Shepherd.LoadTest;
+
+// Usage: dotnet run -c Release --project bench/Shepherd.LoadTest -- [--duration S] [--scenarios throughput,rate,stream,hold]
+//        [--gateway PATH/shepherd.dll] [--deployments N] [--out FILE.md]
+var options = Options.Parse(args);
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var report = new StringBuilder();
+report.AppendLine(CultureInfo.InvariantCulture, $"Load benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, duration {options.Duration.TotalSeconds:F0} s per run, gateway deployments per model: {options.Deployments}.");
+report.AppendLine();
+
+await using var upstream = await BenchUpstream.StartAsync();
+await using var gateway = await GatewayProcess.StartAsync(options.GatewayDll, upstream.BaseUrl, options.Deployments, options.LogRequests);
+var direct = upstream.BaseUrl;
+var through = gateway.Url + "/v1";
+var key = options.VirtualKey ?? GatewayProcess.MasterKey;
+
+// Warm both paths (JIT, connection pools, tiered compilation).
+foreach (var target in new[] { direct, through })
+{
+    using var warm = new LoadGenerator(target, key, stream: false, maxConnections: 64);
+    await warm.ClosedLoopAsync("warmup", 64, TimeSpan.FromSeconds(options.Warmup));
+    using var warmStream = new LoadGenerator(target, key, stream: true, maxConnections: 16);
+    await warmStream.ClosedLoopAsync("warmup", 16, TimeSpan.FromSeconds(Math.Max(1, options.Warmup / 2)));
+}
+
+if (options.Scenarios.Contains("throughput"))
+{
+    report.AppendLine("### Closed loop, non-streamed");
+    report.AppendLine();
+    report.AppendLine("| concurrency | target | requests/s | p50 ms | p99 ms | errors | gateway CPU µs/request |");
+    report.AppendLine("|---:|---|---:|---:|---:|---:|---:|");
+    foreach (var concurrency in options.Concurrency)
+    {
+        foreach (var (name, url) in new[] { ("direct", direct), ("shepherd", through) })
+        {
+            using var load = new LoadGenerator(url, key, stream: false, maxConnections: concurrency);
+            var cpuBefore = gateway.CpuTime;
+            var result = await load.ClosedLoopAsync(name, concurrency, options.Duration);
+            var cpu = (gateway.CpuTime - cpuBefore).TotalMicroseconds / Math.Max(1, result.Requests);
+            report.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {name} | {result.RequestsPerSecond:F0} | {result.Percentile(50):F3} | {result.Percentile(99):F3} | {result.Errors} | {(name == "shepherd" ? cpu.ToString("F1", CultureInfo.InvariantCulture) : "–")} |");
+            Console.Error.WriteLine($"throughput c={concurrency} {name}: {result.RequestsPerSecond:F0} rps p50 {result.Percentile(50):F3} ms");
+        }
+    }
+
+    report.AppendLine();
+}
+
+if (options.Scenarios.Contains("rate"))
+{
+    report.AppendLine("### Open loop at a fixed offered rate, non-streamed");
+    report.AppendLine();
+    report.AppendLine("| offered req/s | target | achieved req/s | p50 ms | p99 ms | errors |");
+    report.AppendLine("|---:|---|---:|---:|---:|---:|");
+    foreach (var rate in options.Rates)
+    {
+        var p50 = new Dictionary<string, double>();
+        foreach (var (name, url) in new[] { ("direct", direct), ("shepherd", through) })
+        {
+            using var load = new LoadGenerator(url, key, stream: false, maxConnections: 256);
+            var result = await load.FixedRateAsync(name, rate, options.Duration);
+            p50[name] = result.Percentile(50);
+            report.AppendLine(CultureInfo.InvariantCulture, $"| {rate} | {name} | {result.RequestsPerSecond:F0} | {result.Percentile(50):F3} | {result.Percentile(99):F3} | {result.Errors} |");
+            Console.Error.WriteLine($"rate {rate} {name}: p50 {result.Percentile(50):F3} ms p99 {result.Percentile(99):F3} ms");
+        }
+
+        report.AppendLine(CultureInfo.InvariantCulture, $"| {rate} | **added p50** | | **{p50["shepherd"] - p50["direct"]:F3}** | | |");
+    }
+
+    report.AppendLine();
+}
+
+if (options.Scenarios.Contains("stream"))
+{
+    report.AppendLine("### Streamed: time to first byte (concurrency 1)");
+    report.AppendLine();
+    report.AppendLine("| target | streams | p50 ms | p99 ms | errors |");
+    report.AppendLine("|---|---:|---:|---:|---:|");
+    var firstByte = new Dictionary<string, double>();
+    foreach (var (name, url) in new[] { ("direct", direct), ("shepherd", through) })
+    {
+        using var load = new LoadGenerator(url, key, stream: true, maxConnections: 1);
+        var result = await load.ClosedLoopAsync(name, 1, options.Duration, measureFirstByte: true);
+        firstByte[name] = result.Percentile(50);
+        report.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {result.Requests} | {result.Percentile(50):F3} | {result.Percentile(99):F3} | {result.Errors} |");
+    }
+
+    report.AppendLine(CultureInfo.InvariantCulture, $"| **added p50** | | **{firstByte["shepherd"] - firstByte["direct"]:F3}** | | |");
+    report.AppendLine();
+}
+
+if (options.Scenarios.Contains("hold"))
+{
+    const int Held = 500;
+    using var load = new LoadGenerator(through, key, stream: true, maxConnections: Held + 10, hold: true);
+
+    // Settle the heap first so the difference is the streams, not garbage from earlier runs.
+    await Task.Delay(2000);
+    var before = gateway.WorkingSet;
+    var opened = new List<Task>(Held);
+    for (var i = 0; i < Held; i++)
+    {
+        opened.Add(await load.OpenHeldStreamAsync());
+    }
+
+    await Task.Delay(2000);
+    var after = gateway.WorkingSet;
+    upstream.ReleaseHeldStreams();
+    await Task.WhenAll(opened);
+    report.AppendLine("### Held-open streams");
+    report.AppendLine();
+    report.AppendLine(CultureInfo.InvariantCulture, $"{Held} streams held open through the gateway: working set {before / 1048576.0:F1} MiB → {after / 1048576.0:F1} MiB, **{(after - before) / (double)Held / 1024:F1} KiB per stream**.");
+    report.AppendLine();
+}
+
+var text = report.ToString();
+Console.WriteLine(text);
+if (options.Output is not null)
+{
+    await File.WriteAllTextAsync(options.Output, text);
+}
+
+internal sealed record Options(
+    TimeSpan Duration,
+    int Warmup,
+    HashSet<string> Scenarios,
+    int[] Concurrency,
+    int[] Rates,
+    string GatewayDll,
+    int Deployments,
+    string? VirtualKey,
+    bool LogRequests,
+    string? Output)
+{
+    public static Options Parse(string[] args)
+    {
+        string? Value(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+        var root = FindRoot();
+        return new Options(
+            TimeSpan.FromSeconds(double.Parse(Value("--duration") ?? "10", CultureInfo.InvariantCulture)),
+            int.Parse(Value("--warmup") ?? "3", CultureInfo.InvariantCulture),
+            (Value("--scenarios") ?? "throughput,rate,stream,hold").Split(',').ToHashSet(),
+            (Value("--concurrency") ?? "1,16,64").Split(',').Select(int.Parse).ToArray(),
+            (Value("--rates") ?? "400,1600").Split(',').Select(int.Parse).ToArray(),
+            Value("--gateway") ?? Path.Combine(root, "src/Shepherd/bin/Release/net10.0/shepherd.dll"),
+            int.Parse(Value("--deployments") ?? "1", CultureInfo.InvariantCulture),
+            Value("--key"),
+            args.Contains("--log-requests"),
+            Value("--out"));
+    }
+
+    private static string FindRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "Shepherd.slnx")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        return dir ?? Directory.GetCurrentDirectory();
+    }
+}

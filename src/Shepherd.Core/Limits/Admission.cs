@@ -1,0 +1,61 @@
+namespace Shepherd.Limits;
+
+using Shepherd.Accounting;
+using Shepherd.Chat;
+using Shepherd.Errors;
+using Shepherd.Keys;
+using Shepherd.Routing;
+using Shepherd.Security;
+
+/// <summary>
+/// Everything that stands between an authenticated caller and the upstream, in the documented order: model access,
+/// then rate limits, then money. Produces the lease that settlement closes.
+/// </summary>
+public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int reserveOutputTokens)
+{
+    public ILimiter Limiter => limiter;
+
+    /// <summary>403 <c>model_not_allowed</c> when the caller's key may not use <paramref name="model"/>.</summary>
+    public static GatewayError? CheckModel(Caller caller, CatalogModel model) =>
+        caller.Key is { } key && !key.Models.Allows(model)
+            ? new GatewayError(403, $"This API key is not allowed to use the model '{model.Name}'.", "invalid_request_error", "model_not_allowed", "model")
+            : null;
+
+    /// <summary>403 <c>ip_not_allowed</c> when the client address is outside the key's allow-list.</summary>
+    public static GatewayError? CheckAddress(Caller caller, System.Net.IPAddress? address) =>
+        caller.Key is { } key && !key.AllowsAddress(address)
+            ? new GatewayError(403, "This API key may not be used from this IP address.", "invalid_request_error", "ip_not_allowed")
+            : null;
+
+    /// <summary>The output tokens a request is assumed to generate at most (for reservations).</summary>
+    public int OutputReservation(ChatRequest request, CatalogModel model)
+    {
+        var ceiling = model.Config.MaxOutputTokens ?? int.MaxValue;
+        return Math.Min(request.RequestedMaxOutputTokens ?? Math.Min(reserveOutputTokens, ceiling), ceiling) * Math.Max(1, request.N);
+    }
+
+    /// <summary>Checks and reserves the key's limits (nothing to do for the master key or an unlimited key).</summary>
+    public ValueTask<LimitDecision> AdmitAsync(Caller caller, ChatRequest request, CatalogModel model, CancellationToken cancellationToken)
+    {
+        if (caller.Key is not { HasLimits: true } key)
+        {
+            return ValueTask.FromResult(default(LimitDecision));
+        }
+
+        var tokens = 0L;
+        var cost = 0m;
+        if (key.NeedsEstimate)
+        {
+            var prompt = estimator.EstimatePrompt(request);
+            var output = OutputReservation(request, model);
+            tokens = prompt + output;
+            cost = Pricing.WorstCase(prompt, output, model.Config.Price);
+        }
+
+        return limiter.AcquireAsync(key, new LimitRequest(tokens, cost), cancellationToken);
+    }
+
+    /// <summary>Closes a lease with what the request really used.</summary>
+    public ValueTask SettleAsync(LimitLease lease, Usage usage, decimal cost) =>
+        lease.IsActive ? limiter.SettleAsync(lease, usage.TotalTokens, cost) : ValueTask.CompletedTask;
+}
