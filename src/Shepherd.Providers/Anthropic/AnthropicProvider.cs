@@ -2,17 +2,330 @@ namespace Shepherd.Providers.Anthropic;
 
 using Shepherd.Chat;
 using Shepherd.Configuration;
+using Shepherd.Errors;
+using Shepherd.Providers.Shared;
 
-/// <summary>Placeholder: replaced by the Anthropic Messages adapter.</summary>
-public sealed class AnthropicProvider(ProviderConfig config, TimeProvider time) : IChatProvider
+/// <summary>
+/// Anthropic's Messages API (<c>POST {base_url}/v1/messages</c>). Requests are translated by
+/// <see cref="AnthropicMapping"/>, answers back to OpenAI's format, streams event by event by
+/// <see cref="AnthropicStreamDecoder"/>, and failures classified by <see cref="AnthropicErrors"/>.
+/// </summary>
+public sealed class AnthropicProvider : IChatProvider, IDisposable
 {
-    public string Name => config.Name;
+    /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
+    internal const int MaxResponseBytes = 64 * 1024 * 1024;
+
+    private readonly ProviderConfig _config;
+    private readonly HttpMessageInvoker _http;
+    private readonly TimeProvider _time;
+    private readonly Uri _messagesUri;
+    private readonly Version _version;
+    private readonly HttpVersionPolicy _versionPolicy;
+    private readonly TimeSpan _firstByte;
+    private readonly TimeSpan _idle;
+
+    public AnthropicProvider(ProviderConfig config, TimeProvider time, HttpMessageInvoker? http = null)
+    {
+        _config = config;
+        _time = time;
+        _http = http ?? UpstreamHttp.CreateInvoker(config);
+        _messagesUri = MessagesUri(string.IsNullOrWhiteSpace(config.BaseUrl) ? ProviderTypes.DefaultBaseUrl(ProviderTypes.Anthropic)! : config.BaseUrl);
+        (_version, _versionPolicy) = UpstreamHttp.VersionFor(_messagesUri, config);
+        _firstByte = TimeSpan.FromMilliseconds(config.Timeouts.ConnectMs + config.Timeouts.FirstByteMs);
+        _idle = TimeSpan.FromMilliseconds(config.Timeouts.IdleMs);
+    }
+
+    public string Name => _config.Name;
 
     public string Type => ProviderTypes.Anthropic;
 
-    public ProviderCapabilities Capabilities { get; } = new(false, true, true);
+    /// <summary>Anthropic has no <c>n</c>: the server refuses n &gt; 1 before calling.</summary>
+    public ProviderCapabilities Capabilities { get; } = new(MultipleChoices: false, Images: true, Tools: true);
 
-    public ValueTask<UpstreamOutcome<ChatCompletion>> CompleteAsync(UpstreamCall call, CancellationToken cancellationToken) => throw new NotImplementedException(time.ToString());
+    /// <summary>The messages endpoint: <c>/v1/messages</c> under the base URL, which may already end in <c>/v1</c>.</summary>
+    internal static Uri MessagesUri(string baseUrl)
+    {
+        var trimmed = baseUrl.TrimEnd('/');
+        return UpstreamHttp.Combine(trimmed, trimmed.EndsWith("/v1", StringComparison.OrdinalIgnoreCase) ? "messages" : "v1/messages");
+    }
 
-    public ValueTask<UpstreamOutcome<ChatStream>> StreamAsync(UpstreamCall call, CancellationToken cancellationToken) => throw new NotImplementedException();
+    public async ValueTask<UpstreamOutcome<ChatCompletion>> CompleteAsync(UpstreamCall call, CancellationToken cancellationToken)
+    {
+        var body = new PooledBuffer(call.Request.Body.Length + 512);
+        var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        PooledBuffer? answer = null;
+        try
+        {
+            if (AnthropicMapping.WriteRequest(call, stream: false, body, out var jsonToolName) is { } refused)
+            {
+                return refused;
+            }
+
+            using var request = CreateRequest(body, call.ApiKey);
+            HttpResponseMessage response;
+            try
+            {
+                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancel.TimedOut)
+            {
+                return FailureClassifier.Timeout(Name, "no response headers");
+            }
+            catch (HttpRequestException ex) when (!cancel.ClientGone)
+            {
+                return FailureClassifier.ConnectFailure(Name, ex);
+            }
+
+            using (response)
+            {
+                cancel.Touch();
+                answer = new PooledBuffer(response.Content.Headers.ContentLength is { } length and > 0 and < MaxResponseBytes ? (int)length + 1 : 8192);
+                try
+                {
+                    var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+                    if (!await answer.ReadFromAsync(stream, MaxResponseBytes, cancel.Touch, cancel.Token).ConfigureAwait(false))
+                    {
+                        return FailureClassifier.Unusable(Name, "the answer is larger than 64 MiB");
+                    }
+                }
+                catch (OperationCanceledException) when (cancel.TimedOut)
+                {
+                    return FailureClassifier.Timeout(Name, "the answer stalled");
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException && !cancel.ClientGone)
+                {
+                    return FailureClassifier.Unusable(Name, "the connection dropped while reading the answer");
+                }
+
+                var status = (int)response.StatusCode;
+                if (status is < 200 or > 299)
+                {
+                    return AnthropicErrors.Classify(Name, status, answer.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+                }
+
+                if (!AnthropicMapping.TryTranslateResponse(answer.WrittenSpan, jsonToolName, _time.GetUtcNow().ToUnixTimeSeconds(), call.UpstreamModel, out var json, out var usage, out var usageMissing))
+                {
+                    // A 200 carrying an error object (some proxies do this) is still an error.
+                    var fields = AnthropicErrors.Read(answer.WrittenSpan);
+                    return fields.Type is not null
+                        ? AnthropicErrors.ClassifyStreamError(Name, answer.WrittenSpan, call.ApiKey)
+                        : FailureClassifier.Unusable(Name, "not an Anthropic message");
+                }
+
+                return UpstreamOutcome<ChatCompletion>.Success(new ChatCompletion(json, usage) { UsageMissing = usageMissing });
+            }
+        }
+        catch (OperationCanceledException) when (cancel.TimedOut)
+        {
+            return FailureClassifier.Timeout(Name, "no response headers");
+        }
+        finally
+        {
+            answer?.Dispose();
+            body.Dispose();
+            cancel.Dispose();
+        }
+    }
+
+    public async ValueTask<UpstreamOutcome<ChatStream>> StreamAsync(UpstreamCall call, CancellationToken cancellationToken)
+    {
+        var body = new PooledBuffer(call.Request.Body.Length + 512);
+        var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        HttpResponseMessage? response = null;
+        var handedOver = false;
+        try
+        {
+            if (AnthropicMapping.WriteRequest(call, stream: true, body, out var jsonToolName) is { } refused)
+            {
+                return refused;
+            }
+
+            using var request = CreateRequest(body, call.ApiKey);
+            try
+            {
+                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancel.TimedOut)
+            {
+                return FailureClassifier.Timeout(Name, "no response headers");
+            }
+            catch (HttpRequestException ex) when (!cancel.ClientGone)
+            {
+                return FailureClassifier.ConnectFailure(Name, ex);
+            }
+
+            var status = (int)response.StatusCode;
+            if (status is < 200 or > 299)
+            {
+                using var error = new PooledBuffer(1024);
+                try
+                {
+                    cancel.Touch();
+                    var errorStream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+                    await error.ReadFromAsync(errorStream, 1024 * 1024, cancel.Touch, cancel.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !cancel.ClientGone)
+                {
+                    // The status alone classifies it.
+                }
+
+                return AnthropicErrors.Classify(Name, status, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+            }
+
+            var mediaType = response.Content.Headers.ContentType?.MediaType;
+            if (mediaType is not null && !mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            {
+                return FailureClassifier.Unusable(Name, $"expected an event stream, got {mediaType}");
+            }
+
+            var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+            var decoder = new AnthropicStreamDecoder(Name, call.ApiKey, _time.GetUtcNow().ToUnixTimeSeconds(), call.UpstreamModel, jsonToolName);
+            var chatStream = new AnthropicChatStream(Name, response, stream, cancel, body, decoder);
+            handedOver = true;
+            return UpstreamOutcome<ChatStream>.Success(chatStream);
+        }
+        catch (OperationCanceledException) when (cancel.TimedOut)
+        {
+            return FailureClassifier.Timeout(Name, "no response headers");
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                response?.Dispose();
+                body.Dispose();
+                cancel.Dispose();
+            }
+        }
+    }
+
+    private HttpRequestMessage CreateRequest(PooledBuffer body, string apiKey)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, _messagesUri)
+        {
+            Version = _version,
+            VersionPolicy = _versionPolicy,
+            Content = new BytesContent(body.WrittenMemory),
+        };
+        if (apiKey.Length > 0)
+        {
+            request.Headers.TryAddWithoutValidation("x-api-key", apiKey);
+        }
+
+        request.Headers.TryAddWithoutValidation("anthropic-version", _config.AnthropicVersion);
+        foreach (var (name, value) in _config.Headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        return request;
+    }
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>Reads an Anthropic event stream and hands out the OpenAI chunks its decoder makes.</summary>
+internal sealed class AnthropicChatStream : ChatStream
+{
+    private readonly string _provider;
+    private readonly HttpResponseMessage _response;
+    private readonly UpstreamCancellation _cancel;
+    private readonly PooledBuffer _requestBody;
+    private readonly AnthropicStreamDecoder _decoder;
+    private readonly SseReader _sse;
+    private StreamEvent _current;
+    private bool _finished;
+
+    public AnthropicChatStream(string provider, HttpResponseMessage response, Stream body, UpstreamCancellation cancel, PooledBuffer requestBody, AnthropicStreamDecoder decoder)
+    {
+        _provider = provider;
+        _response = response;
+        _cancel = cancel;
+        _requestBody = requestBody;
+        _decoder = decoder;
+        _sse = new SseReader(body, cancel.Touch);
+    }
+
+    public override StreamEvent Current => _current;
+
+    /// <summary>Only the usage chunk that follows a finish is certain to come without a read: a buffered SSE event may be a
+    /// ping or a block stop that yields nothing, and holding back the flush for it would delay the last text until the
+    /// upstream's next event.</summary>
+    public override bool HasBufferedEvent => _decoder.HasPending;
+
+    public override async ValueTask<bool> MoveNextAsync()
+    {
+        if (_finished)
+        {
+            return false;
+        }
+
+        if (_decoder.TryTakePending(out _current))
+        {
+            return true;
+        }
+
+        if (_decoder.Completed)
+        {
+            // message_stop was the end; whatever the upstream still sends is not read.
+            _finished = true;
+            return false;
+        }
+
+        while (true)
+        {
+            bool got;
+            try
+            {
+                got = await _sse.ReadEventAsync(_cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_cancel.TimedOut)
+            {
+                return Fail(_sse.BytesReceived == 0
+                    ? FailureClassifier.Timeout(_provider, "no first token")
+                    : FailureClassifier.Timeout(_provider, "the stream stalled"));
+            }
+            catch (Exception ex) when (ex is IOException or HttpRequestException && !_cancel.ClientGone)
+            {
+                return Fail(FailureClassifier.Unusable(_provider, "the connection dropped mid-stream"));
+            }
+            catch (InvalidDataException)
+            {
+                return Fail(FailureClassifier.Unusable(_provider, "an event larger than 16 MiB"));
+            }
+
+            if (!got)
+            {
+                return Fail(FailureClassifier.Unusable(_provider, "the stream ended before message_stop"));
+            }
+
+            if (_decoder.TryDecode(_sse.EventName.Span, _sse.Data.Span, out _current))
+            {
+                _finished = _current.Kind == StreamEventKind.Error;
+                return true;
+            }
+        }
+    }
+
+    private bool Fail(UpstreamFailure failure)
+    {
+        _finished = true;
+        _current = StreamEvent.Error(failure);
+        return true;
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        // Cancel first: an unread HTTP/1.1 body is then aborted, not drained, so the upstream sees the disconnect.
+        if (!_finished || !_decoder.Completed)
+        {
+            _cancel.Cancel();
+        }
+
+        _response.Dispose();
+        _sse.Dispose();
+        _requestBody.Dispose();
+        _cancel.Dispose();
+        return ValueTask.CompletedTask;
+    }
 }
