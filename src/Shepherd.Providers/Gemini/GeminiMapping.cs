@@ -97,12 +97,7 @@ public static class GeminiMapping
             return error;
         }
 
-        error = WriteGenerationConfig(w, request, root);
-        if (error is not null)
-        {
-            return error;
-        }
-
+        WriteGenerationConfig(w, request, root);
         w.WriteEndObject();
         w.Flush();
         return null;
@@ -113,11 +108,15 @@ public static class GeminiMapping
     {
         private string? _role;
 
+        /// <summary>At least one content was written.</summary>
+        public bool Any { get; private set; }
+
         public Utf8JsonWriter Part(string role)
         {
             if (_role != role)
             {
                 Close();
+                Any = true;
                 w.WriteStartObject();
                 w.WriteString("role"u8, role);
                 w.WriteStartArray("parts"u8);
@@ -189,6 +188,17 @@ public static class GeminiMapping
             }
 
             index++;
+        }
+
+        // Gemini needs at least one content; OpenAI accepts a request of system messages only. Send them as the user turn.
+        if (!contents.Any && system.Count > 0)
+        {
+            foreach (var text in system)
+            {
+                WriteText(contents, "user", text);
+            }
+
+            system.Clear();
         }
 
         contents.Close();
@@ -545,7 +555,7 @@ public static class GeminiMapping
         }
     }
 
-    private static UpstreamFailure? WriteGenerationConfig(Utf8JsonWriter w, ChatRequest request, JsonElement root)
+    private static void WriteGenerationConfig(Utf8JsonWriter w, ChatRequest request, JsonElement root)
     {
         var open = false;
         void Open()
@@ -658,8 +668,6 @@ public static class GeminiMapping
         {
             w.WriteEndObject();
         }
-
-        return null;
     }
 
     // ---------------------------------------------------------------- response

@@ -362,6 +362,24 @@ public sealed class GeminiEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ClientDisconnectMidStream_UpstreamConnectionCancelled()
+    {
+        _upstream.Faults.Then(new Fault { DelayBetweenEvents = TimeSpan.FromSeconds(1) });
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"hi"}]}"""),
+        };
+        var response = await _gateway.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadAsStreamAsync();
+        Assert.True(await body.ReadAsync(new byte[16]) > 0);
+
+        response.Dispose();
+
+        await _upstream.Server.WaitForCancellationsAsync();
+    }
+
+    [Fact]
     public async Task ErrorEventMidStream_InBandErrorNoDone()
     {
         _upstream.ErrorAfterEvents = 1;

@@ -105,6 +105,15 @@ public sealed class GeminiMappingRequestTests
     }
 
     [Fact]
+    public void WriteRequest_OnlySystemMessages_SentAsTheUserTurn()
+    {
+        var root = Config("""{"model":"m","messages":[{"role":"system","content":"Say hi."},{"role":"developer","content":"In French."}]}""");
+
+        Assert.False(root.TryGetProperty("systemInstruction", out _));
+        AssertJsonEqual("""[{"role":"user","parts":[{"text":"Say hi."},{"text":"In French."}]}]""", root.GetProperty("contents").GetRawText());
+    }
+
+    [Fact]
     public void WriteRequest_JsonObjectFormat_MimeTypeWithoutSchema()
     {
         var config = Config("""{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}""").GetProperty("generationConfig");
