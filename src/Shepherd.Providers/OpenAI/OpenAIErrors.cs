@@ -76,7 +76,7 @@ public static class OpenAIErrors
         return new UpstreamFailure(@class, status, message, fields.Type, fields.Code, fields.Param, retryAfter);
     }
 
-    private static string DescribeBody(ReadOnlySpan<byte> body)
+    internal static string DescribeBody(ReadOnlySpan<byte> body)
     {
         if (body.IsEmpty)
         {
