@@ -6,7 +6,7 @@ using BenchmarkDotNet.Attributes;
 using Shepherd.Chat;
 using Shepherd.Providers.OpenAI;
 using Shepherd.Providers.Shared;
-using Shepherd.Server.Auth;
+using Shepherd.Security;
 using Shepherd.Server.Streaming;
 
 /// <summary>The per-request work of the OpenAI pass-through, step by step, with allocations.</summary>
