@@ -198,6 +198,13 @@ public sealed class FakeOpenAI : IAsyncDisposable
 
         for (var i = 0; i < events.Count; i++)
         {
+            // The delay comes first, so a drop happens when the next event was due: an abort right after a flush
+            // could discard bytes still on their way (a reset connection loses unread data).
+            if (i > 0 && fault.DelayBetweenEvents > TimeSpan.Zero)
+            {
+                await Task.Delay(fault.DelayBetweenEvents, context.RequestAborted);
+            }
+
             if (fault.DropAfterEvents == i)
             {
                 context.Abort();
@@ -207,11 +214,6 @@ public sealed class FakeOpenAI : IAsyncDisposable
             if (fault.StallAfterEvents == i)
             {
                 await Task.Delay(Timeout.Infinite, context.RequestAborted);
-            }
-
-            if (i > 0 && fault.DelayBetweenEvents > TimeSpan.Zero)
-            {
-                await Task.Delay(fault.DelayBetweenEvents, context.RequestAborted);
             }
 
             await context.Response.WriteAsync($"data: {events[i]}\n\n", context.RequestAborted);

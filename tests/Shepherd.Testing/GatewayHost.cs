@@ -73,6 +73,9 @@ public sealed class GatewayHost : IAsyncDisposable
         return client;
     }
 
+    /// <summary>Stops the gateway the way SIGTERM does: no new connections, in-flight requests and streams may finish.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

@@ -46,12 +46,15 @@ public sealed class ChatExecutor
         _status = status;
     }
 
-    public async ValueTask<Execution<ChatCompletion>> CompleteAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken)
+    /// <param name="onRoute">Told the route of each attempt before it is sent, so a request the client abandons mid-call
+    /// (the call then throws) is still logged with the provider it was waiting for.</param>
+    public async ValueTask<Execution<ChatCompletion>> CompleteAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken, Action<RouteInfo>? onRoute = null)
     {
         var deployment = model.Deployments[0];
         var call = CreateCall(request, model, deployment);
-        var outcome = await deployment.Provider.CompleteAsync(call, cancellationToken).ConfigureAwait(false);
         var route = new RouteInfo(model, deployment, 1);
+        onRoute?.Invoke(route);
+        var outcome = await deployment.Provider.CompleteAsync(call, cancellationToken).ConfigureAwait(false);
         if (outcome.IsSuccess)
         {
             _status.RecordSuccess(deployment.Handle.Name, 200);
@@ -61,12 +64,15 @@ public sealed class ChatExecutor
         return Fail<ChatCompletion>(outcome.Failure!, deployment, route);
     }
 
-    public async ValueTask<Execution<ChatStream>> StreamAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken)
+    /// <param name="onRoute">Told the route of each attempt before it is sent, so a request the client abandons mid-call
+    /// (the call then throws) is still logged with the provider it was waiting for.</param>
+    public async ValueTask<Execution<ChatStream>> StreamAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken, Action<RouteInfo>? onRoute = null)
     {
         var deployment = model.Deployments[0];
         var call = CreateCall(request, model, deployment);
-        var outcome = await deployment.Provider.StreamAsync(call, cancellationToken).ConfigureAwait(false);
         var route = new RouteInfo(model, deployment, 1);
+        onRoute?.Invoke(route);
+        var outcome = await deployment.Provider.StreamAsync(call, cancellationToken).ConfigureAwait(false);
         if (outcome.IsSuccess)
         {
             _status.RecordSuccess(deployment.Handle.Name, 200);

@@ -41,12 +41,33 @@ public static class OpenAIErrors
                 }
             }
 
-            return new ErrorFields(Text(source, "message"), Text(source, "type"), Text(source, "code"), Text(source, "param"));
+            // vLLM (flat or wrapped) puts a Python exception name in "type" ("BadRequestError") and the HTTP status as
+            // an integer "code": neither is OpenAI vocabulary, so both are dropped and the status decides.
+            return new ErrorFields(Text(source, "message"), OpenAIType(Text(source, "type")), Text(source, "code"), Text(source, "param"));
         }
         catch (JsonException)
         {
             return default;
         }
+    }
+
+    /// <summary>OpenAI error types are snake_case (<c>invalid_request_error</c>, <c>insufficient_quota</c>); others are not passed on.</summary>
+    private static string? OpenAIType(string? type)
+    {
+        if (string.IsNullOrEmpty(type) || type.Length > 64)
+        {
+            return null;
+        }
+
+        foreach (var c in type)
+        {
+            if (!(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_'))
+            {
+                return null;
+            }
+        }
+
+        return type;
     }
 
     private static string? Text(JsonElement element, string name) =>

@@ -38,14 +38,21 @@ public sealed class OpenAIProvider : IChatProvider, IDisposable
         (_version, _versionPolicy) = UpstreamHttp.VersionFor(_chatUri, config);
         _firstByte = TimeSpan.FromMilliseconds(config.Timeouts.ConnectMs + config.Timeouts.FirstByteMs);
         _idle = TimeSpan.FromMilliseconds(config.Timeouts.IdleMs);
-        _developerAsSystem = config.DeveloperRole switch
-        {
-            "keep" => false,
-            "system" => true,
-            _ => !_chatUri.Host.EndsWith("openai.com", StringComparison.OrdinalIgnoreCase) &&
-                 !_chatUri.Host.EndsWith("openai.azure.com", StringComparison.OrdinalIgnoreCase),
-        };
+        _developerAsSystem = SendsDeveloperAsSystem(config.DeveloperRole, _chatUri);
     }
+
+    /// <summary><c>developer_role</c> when set; otherwise only OpenAI's own hosts get the <c>developer</c> role as is.</summary>
+    internal static bool SendsDeveloperAsSystem(string? developerRole, Uri chatUri) => developerRole switch
+    {
+        "keep" => false,
+        "system" => true,
+        _ => !IsHost(chatUri, "openai.com") && !IsHost(chatUri, "openai.azure.com"),
+    };
+
+    // The host itself or a subdomain: "notopenai.com" is not OpenAI.
+    private static bool IsHost(Uri uri, string domain) =>
+        uri.Host.Equals(domain, StringComparison.OrdinalIgnoreCase) ||
+        uri.Host.EndsWith("." + domain, StringComparison.OrdinalIgnoreCase);
 
     public string Name => _config.Name;
 
@@ -67,9 +74,10 @@ public sealed class OpenAIProvider : IChatProvider, IDisposable
             {
                 response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (cancel.TimedOut)
+            catch (OperationCanceledException ex) when (!cancel.ClientGone)
             {
-                return FailureClassifier.Timeout(Name, "no response headers");
+                // Our deadline, or the handler's connect timeout (a TaskCanceledException around a TimeoutException).
+                return cancel.TimedOut ? FailureClassifier.Timeout(Name, "no response headers") : FailureClassifier.ConnectFailure(Name, ex);
             }
             catch (HttpRequestException ex) when (!cancel.ClientGone)
             {
@@ -138,9 +146,10 @@ public sealed class OpenAIProvider : IChatProvider, IDisposable
             {
                 response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (cancel.TimedOut)
+            catch (OperationCanceledException ex) when (!cancel.ClientGone)
             {
-                return FailureClassifier.Timeout(Name, "no response headers");
+                // Our deadline, or the handler's connect timeout (a TaskCanceledException around a TimeoutException).
+                return cancel.TimedOut ? FailureClassifier.Timeout(Name, "no response headers") : FailureClassifier.ConnectFailure(Name, ex);
             }
             catch (HttpRequestException ex) when (!cancel.ClientGone)
             {
@@ -229,9 +238,14 @@ internal sealed class OpenAIChatStream : ChatStream
     private readonly PooledBuffer _requestBody;
     private readonly string _apiKey;
     private readonly SseReader _sse;
+    private readonly Stream _body;
     private StreamEvent _current;
     private bool _finished;
     private bool _sawFinish;
+
+    // The upstream body reached its end ([DONE] or EOF): the connection may be drained and reused.
+    private bool _endReached;
+    private bool _disposed;
 
     public OpenAIChatStream(string provider, HttpResponseMessage response, Stream body, UpstreamCancellation cancel, PooledBuffer requestBody, string apiKey)
     {
@@ -240,6 +254,7 @@ internal sealed class OpenAIChatStream : ChatStream
         _cancel = cancel;
         _requestBody = requestBody;
         _apiKey = apiKey;
+        _body = body;
         _sse = new SseReader(body, cancel.Touch);
     }
 
@@ -277,6 +292,7 @@ internal sealed class OpenAIChatStream : ChatStream
         if (!got)
         {
             _finished = true;
+            _endReached = true;
             if (_sawFinish)
             {
                 return false;
@@ -290,6 +306,7 @@ internal sealed class OpenAIChatStream : ChatStream
         if (data.Span.SequenceEqual(Done))
         {
             _finished = true;
+            _endReached = true;
             return false;
         }
 
@@ -321,18 +338,20 @@ internal sealed class OpenAIChatStream : ChatStream
         return true;
     }
 
-    public override ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
-        // Cancel first: an unread HTTP/1.1 body is then aborted, not drained, so the upstream sees the disconnect.
-        if (!_finished)
+        // An unfinished body (client gone, or the stream ended in an error such as a malformed chunk) is aborted, not
+        // drained: the upstream may still be generating, and draining keeps it going (and billing) for nobody.
+        if (!_endReached && !_disposed)
         {
             _cancel.Cancel();
+            await UpstreamHttp.AbortAsync(_body).ConfigureAwait(false);
         }
 
+        _disposed = true;
         _response.Dispose();
         _sse.Dispose();
         _requestBody.Dispose();
         _cancel.Dispose();
-        return ValueTask.CompletedTask;
     }
 }

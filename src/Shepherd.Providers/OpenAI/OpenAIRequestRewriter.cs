@@ -2,18 +2,19 @@ namespace Shepherd.Providers.OpenAI;
 
 using System.Runtime.CompilerServices;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Shepherd.Chat;
 using Shepherd.Providers.Shared;
 
 /// <summary>
 /// Builds the body for an OpenAI-compatible upstream from the client's own bytes: the model value is spliced,
-/// stream usage is requested, and nothing else changes, so fields Shepherd does not know still reach the upstream.
+/// stream usage is requested, <c>developer</c> roles are renamed for servers that reject them, and nothing else
+/// changes, so fields Shepherd does not know still reach the upstream byte for byte.
 /// </summary>
 public static class OpenAIRequestRewriter
 {
     private static readonly byte[] StreamOptionsMember = "\"stream_options\":{\"include_usage\":true},"u8.ToArray();
     private static readonly byte[] StreamOptionsObject = "{\"include_usage\":true}"u8.ToArray();
+    private static readonly byte[] SystemRole = "\"system\""u8.ToArray();
 
     /// <param name="request">The validated client request.</param>
     /// <param name="modelJson">The upstream model as a JSON string token (quoted, escaped).</param>
@@ -22,12 +23,6 @@ public static class OpenAIRequestRewriter
     public static void Write(ChatRequest request, ReadOnlyMemory<byte> modelJson, bool developerAsSystem, PooledBuffer output)
     {
         var body = request.Body.Span;
-        if (developerAsSystem && request.HasDeveloperRole)
-        {
-            WriteRebuilt(request, modelJson.Span, output);
-            return;
-        }
-
         var edits = default(Edits);
         var count = 0;
         edits[count++] = new Edit(request.ModelRange.Start, request.ModelRange.Length, modelJson);
@@ -47,15 +42,31 @@ public static class OpenAIRequestRewriter
             }
         }
 
-        if (count == 2 && edits[1].Start < edits[0].Start)
+        Span<Edit> fixedEdits = edits;
+        if (developerAsSystem && request.HasDeveloperRole)
         {
-            (edits[0], edits[1]) = (edits[1], edits[0]);
+            // Rare: the role values are spliced too, so every other byte (unknown fields included) stays the client's.
+            var all = new List<Edit>(fixedEdits[..count].ToArray());
+            AddDeveloperRoleEdits(request, all);
+            all.Sort(static (a, b) => a.Start.CompareTo(b.Start));
+            Apply(body, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(all), output);
+            return;
         }
 
-        var position = 0;
-        for (var i = 0; i < count; i++)
+        var used = fixedEdits[..count];
+        if (count == 2 && used[1].Start < used[0].Start)
         {
-            var edit = edits[i];
+            (used[0], used[1]) = (used[1], used[0]);
+        }
+
+        Apply(body, used, output);
+    }
+
+    private static void Apply(ReadOnlySpan<byte> body, ReadOnlySpan<Edit> edits, PooledBuffer output)
+    {
+        var position = 0;
+        foreach (var edit in edits)
+        {
             output.Write(body[position..edit.Start]);
             output.Write(edit.Replacement.Span);
             position = edit.Start + edit.Length;
@@ -64,44 +75,69 @@ public static class OpenAIRequestRewriter
         output.Write(body[position..]);
     }
 
-    private static byte[] WithIncludeUsage(ReadOnlySpan<byte> streamOptions)
+    /// <summary>Finds every <c>"role": "developer"</c> value of a message (the parser validated the array's shape).</summary>
+    private static void AddDeveloperRoleEdits(ChatRequest request, List<Edit> edits)
     {
-        // Rare: the client sent stream_options without include_usage (or null). Keep its other members.
-        if (JsonNode.Parse(streamOptions) is JsonObject node)
+        var offset = request.MessagesRange.Start;
+        var reader = new Utf8JsonReader(request.MessagesRange.Slice(request.Body).Span);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
         {
-            node["include_usage"] = true;
-            return JsonSerializer.SerializeToUtf8Bytes(node, ProviderJsonContext.Default.JsonObject);
+            return;
         }
 
-        return StreamOptionsObject;
-    }
-
-    /// <summary>The slow path: re-serialise through a DOM (only for the developer-role rename).</summary>
-    private static void WriteRebuilt(ChatRequest request, ReadOnlySpan<byte> modelJson, PooledBuffer output)
-    {
-        var root = JsonNode.Parse(request.Body.Span)!.AsObject();
-        root["model"] = JsonNode.Parse(modelJson);
-        if (root["messages"] is JsonArray messages)
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            foreach (var message in messages)
+            if (reader.TokenType != JsonTokenType.StartObject)
             {
-                if (message is JsonObject m && m["role"]?.GetValue<string>() == "developer")
+                reader.Skip();
+                continue;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isRole = reader.ValueTextEquals("role"u8);
+                reader.Read();
+                if (isRole && reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("developer"u8))
                 {
-                    m["role"] = "system";
+                    // The token with its quotes (and any escapes the client used).
+                    var start = (int)reader.TokenStartIndex;
+                    edits.Add(new Edit(offset + start, (int)reader.BytesConsumed - start, SystemRole));
+                }
+                else
+                {
+                    reader.Skip();
                 }
             }
         }
+    }
 
-        if (request.Stream && !request.IncludeUsage)
+    private static byte[] WithIncludeUsage(ReadOnlySpan<byte> streamOptions)
+    {
+        // Rare: the client sent stream_options without include_usage (or null). Keep its other members as they were.
+        var reader = new Utf8JsonReader(streamOptions);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
-            var options = root["stream_options"] as JsonObject ?? [];
-            options.Remove("include_usage");
-            options["include_usage"] = true;
-            root["stream_options"] = options;
+            return StreamOptionsObject;
         }
 
-        using var writer = new Utf8JsonWriter(output, JsonDefaults.Writer);
-        root.WriteTo(writer);
+        using var document = JsonDocument.Parse(streamOptions.ToArray());
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(streamOptions.Length + 24);
+        using (var writer = new Utf8JsonWriter(buffer, JsonDefaults.Writer))
+        {
+            writer.WriteStartObject();
+            foreach (var member in document.RootElement.EnumerateObject())
+            {
+                if (!member.NameEquals("include_usage"u8))
+                {
+                    member.WriteTo(writer);
+                }
+            }
+
+            writer.WriteBoolean("include_usage"u8, true);
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 
     private readonly record struct Edit(int Start, int Length, ReadOnlyMemory<byte> Replacement);

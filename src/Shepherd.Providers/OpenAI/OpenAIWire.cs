@@ -12,12 +12,13 @@ public static class OpenAIWire
     /// <summary>What the gateway needs to know about a non-streamed completion.</summary>
     public readonly record struct CompletionInfo(bool IsValid, bool HasChoices, Usage? Usage, bool IsError);
 
+    /// <exception cref="JsonException">The chunk is not one well-formed JSON object (it must not be relayed).</exception>
     public static ChunkInfo InspectChunk(ReadOnlySpan<byte> json)
     {
         var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
-            return default;
+            throw new JsonException("A stream chunk is not a JSON object.");
         }
 
         var hasContent = false;
@@ -59,6 +60,11 @@ public static class OpenAIWire
                 reader.Read();
                 reader.Skip();
             }
+        }
+
+        // Read to the end: trailing bytes after the object (two objects, garbage) make it malformed.
+        while (reader.Read())
+        {
         }
 
         return new ChunkInfo(hasContent || hasFinish, hasFinish, usage, usage is not null && choices == 0, isError);

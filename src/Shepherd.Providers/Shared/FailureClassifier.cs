@@ -7,9 +7,13 @@ public static class FailureClassifier
 {
     public static FailureClass FromStatus(int status) => status switch
     {
+        // A redirect (or any other non-error the adapter cannot use) is the upstream's or the configuration's fault.
+        < 400 => FailureClass.Transient,
         401 or 403 => FailureClass.BadCredential,
+
+        // 402: out of credit (DeepSeek "Insufficient Balance", OpenRouter): a quota, like OpenAI's insufficient_quota.
+        402 or 429 or 529 => FailureClass.RateLimited,
         408 or 409 => FailureClass.Transient,
-        429 or 529 => FailureClass.RateLimited,
         >= 500 => FailureClass.Transient,
         _ => FailureClass.CallerFault,
     };
@@ -42,6 +46,11 @@ public static class FailureClassifier
             inner = inner.InnerException;
         }
 
-        return inner is System.Net.Sockets.SocketException socket ? socket.SocketErrorCode.ToString() : inner.GetType().Name;
+        return inner switch
+        {
+            System.Net.Sockets.SocketException socket => socket.SocketErrorCode.ToString(),
+            TimeoutException => "connect timeout",
+            _ => inner.GetType().Name,
+        };
     }
 }

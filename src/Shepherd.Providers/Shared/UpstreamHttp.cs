@@ -41,6 +41,45 @@ public static class UpstreamHttp
     public static Uri Combine(string baseUrl, string path) => new($"{baseUrl.TrimEnd('/')}/{path.TrimStart('/')}", UriKind.Absolute);
 
     public static readonly MediaTypeHeaderValue JsonContentType = new("application/json");
+
+    /// <summary>Closes an unfinished response body at once, so the upstream stops generating.</summary>
+    /// <remarks>
+    /// Disposing an unfinished HTTP/1.1 body drains it first (up to 1 MiB or 2 s) to reuse the connection, and
+    /// cancelling the request token no longer reaches a connection once its headers are in. A read that is
+    /// cancelled while in flight, however, closes the connection (HTTP/2: resets the stream). So: consume what is
+    /// already buffered, then cancel the first read that has to wait.
+    /// </remarks>
+    public static async ValueTask AbortAsync(Stream body)
+    {
+        var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            using var abort = new CancellationTokenSource();
+            for (var i = 0; i < 256; i++)
+            {
+                var read = body.ReadAsync(scratch, abort.Token);
+                if (!read.IsCompleted)
+                {
+                    abort.Cancel();
+                    await read.ConfigureAwait(false);
+                    return;
+                }
+
+                if (await read.ConfigureAwait(false) == 0)
+                {
+                    return; // the body had ended after all
+                }
+            }
+        }
+        catch (Exception)
+        {
+            // Cancelled, reset, already broken or disposed: the connection is closed either way, which was the point.
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
 }
 
 /// <summary>Request content over bytes the caller owns (a pooled buffer): no copy, known length.</summary>

@@ -242,9 +242,17 @@ public static class SimulatedScript
 
     private static void WriteValue(Utf8JsonWriter writer, JsonElement schema, ulong seed, int depth)
     {
-        var type = schema.ValueKind == JsonValueKind.Object && schema.TryGetProperty("type", out var t)
-            ? t.ValueKind == JsonValueKind.Array ? t[0].GetString() : t.GetString()
-            : "object";
+        // anyOf/oneOf (how Pydantic and MEAI spell optional values): the first alternative that is not null.
+        if (schema.ValueKind == JsonValueKind.Object && depth < 8 &&
+            (schema.TryGetProperty("anyOf", out var alternatives) || schema.TryGetProperty("oneOf", out alternatives)) &&
+            alternatives.ValueKind == JsonValueKind.Array && alternatives.GetArrayLength() > 0)
+        {
+            var chosen = alternatives.EnumerateArray().FirstOrDefault(a => TypeOf(a) != "null");
+            WriteValue(writer, chosen.ValueKind == JsonValueKind.Undefined ? alternatives[0] : chosen, seed, depth + 1);
+            return;
+        }
+
+        var type = TypeOf(schema);
         if (schema.ValueKind == JsonValueKind.Object && schema.TryGetProperty("enum", out var values) && values.ValueKind == JsonValueKind.Array && values.GetArrayLength() > 0)
         {
             values[(int)(seed % (ulong)values.GetArrayLength())].WriteTo(writer);
@@ -301,6 +309,38 @@ public static class SimulatedScript
                 writer.WriteEndObject();
                 break;
         }
+    }
+
+    /// <summary>The schema's type; of a type list (<c>["string","null"]</c>) the first that is not null; <c>object</c> when unsaid.</summary>
+    private static string? TypeOf(JsonElement schema)
+    {
+        if (schema.ValueKind != JsonValueKind.Object || !schema.TryGetProperty("type", out var type))
+        {
+            return "object";
+        }
+
+        if (type.ValueKind == JsonValueKind.String)
+        {
+            return type.GetString();
+        }
+
+        if (type.ValueKind == JsonValueKind.Array)
+        {
+            string? first = null;
+            foreach (var item in type.EnumerateArray())
+            {
+                var name = item.ValueKind == JsonValueKind.String ? item.GetString() : null;
+                first ??= name;
+                if (name is not null and not "null")
+                {
+                    return name;
+                }
+            }
+
+            return first ?? "object";
+        }
+
+        return "object";
     }
 
     private static string Sentence(ulong seed, int words)

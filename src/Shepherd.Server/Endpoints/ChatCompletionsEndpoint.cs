@@ -90,7 +90,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
     private async Task CompleteAsync(HttpContext context, RequestContext request, ChatRequest chat, CatalogModel model)
     {
-        var execution = await gateway.Executor.CompleteAsync(chat, model, context.RequestAborted);
+        var execution = await gateway.Executor.CompleteAsync(chat, model, context.RequestAborted, request.SetRoute);
         request.Route = execution.Route;
         WriteRouteHeaders(context.Response, execution.Route);
         if (!execution.IsSuccess)
@@ -116,7 +116,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
     private async Task StreamAsync(HttpContext context, RequestContext request, ChatRequest chat, CatalogModel model)
     {
-        var execution = await gateway.Executor.StreamAsync(chat, model, context.RequestAborted);
+        var execution = await gateway.Executor.StreamAsync(chat, model, context.RequestAborted, request.SetRoute);
         request.Route = execution.Route;
         WriteRouteHeaders(context.Response, execution.Route);
         if (!execution.IsSuccess)
@@ -148,42 +148,48 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         var writer = context.Response.BodyWriter;
         var cancellation = context.RequestAborted;
         var usage = default(Usage);
-        do
+        try
         {
-            var current = stream.Current;
-            if (current.Kind == StreamEventKind.Error)
+            do
             {
-                var failure = current.Failure!;
-                gateway.Executor.RecordStreamFailure(execution.Route!, failure);
-                Log.StreamFailed(gateway.Logger, request.RequestId, execution.Route!.Deployment.Provider.Name, failure.Class.ToString(), failure.Message);
-                var error = failure.ToClientError();
-                request.ErrorCode = error.Code ?? error.Type;
-                SseWriter.WriteData(writer, ErrorResponses.Serialize(error));
-                await SseWriter.FlushAsync(writer, cancellation);
-                request.Usage = usage;
-                return;
-            }
-
-            if (current.Usage is { } chunkUsage)
-            {
-                usage = chunkUsage;
-            }
-
-            // The gateway always asks for usage; the usage chunk reaches the client only if it asked too.
-            if (!current.IsUsageOnly || chat.IncludeUsage)
-            {
-                SseWriter.WriteData(writer, current.Json.Span);
-                if (!stream.HasBufferedEvent)
+                var current = stream.Current;
+                if (current.Kind == StreamEventKind.Error)
                 {
+                    var failure = current.Failure!;
+                    gateway.Executor.RecordStreamFailure(execution.Route!, failure);
+                    Log.StreamFailed(gateway.Logger, request.RequestId, execution.Route!.Deployment.Provider.Name, failure.Class.ToString(), failure.Message);
+                    var error = failure.ToClientError();
+                    request.ErrorCode = error.Code ?? error.Type;
+                    SseWriter.WriteData(writer, ErrorResponses.Serialize(error));
                     await SseWriter.FlushAsync(writer, cancellation);
+                    return;
+                }
+
+                if (current.Usage is { } chunkUsage)
+                {
+                    usage = chunkUsage;
+                }
+
+                // The gateway always asks for usage; the usage chunk reaches the client only if it asked too.
+                if (!current.IsUsageOnly || chat.IncludeUsage)
+                {
+                    SseWriter.WriteData(writer, current.Json.Span);
+                    if (!stream.HasBufferedEvent)
+                    {
+                        await SseWriter.FlushAsync(writer, cancellation);
+                    }
                 }
             }
-        }
-        while (await stream.MoveNextAsync());
+            while (await stream.MoveNextAsync());
 
-        request.Usage = usage;
-        SseWriter.WriteDone(writer);
-        await SseWriter.FlushAsync(writer, cancellation);
+            SseWriter.WriteDone(writer);
+            await SseWriter.FlushAsync(writer, cancellation);
+        }
+        finally
+        {
+            // Also when the client went away mid-stream: whatever usage was seen is still accounted.
+            request.Usage = usage;
+        }
     }
 
     private void LogFailure(RequestContext request, RouteInfo? route, UpstreamFailure? failure)

@@ -23,6 +23,9 @@ public static class ErrorResponses
         {
             var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
             response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+
+            // The OpenAI SDKs prefer the precise value when it is there.
+            response.Headers["retry-after-ms"] = ((long)Math.Ceiling(retryAfter.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
         }
 
         if (context.Features.Get<RequestContext>() is { } request)

@@ -12,6 +12,8 @@ using Shepherd.Server.Logging;
 /// </summary>
 public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gateway)
 {
+    private const int ClientClosedRequest = 499;
+
     private readonly ILogger _logger = gateway.Logger;
     private readonly bool _logRequests = gateway.Config.Logging.Requests;
 
@@ -23,19 +25,17 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         context.Features.Set(request);
         context.Response.Headers[RequestIds.Header] = requestId;
 
+        var status = 0;
         try
         {
             await next(context);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            // The client went away; the upstream call was cancelled with it. Nothing left to write.
-            if (_logRequests)
-            {
-                Log.ClientDisconnected(_logger, requestId, Stopwatch.GetElapsedTime(request.StartTimestamp).TotalMilliseconds, request.RequestedModel, request.Route?.Deployment.Provider.Name);
-            }
-
-            return;
+            // The client went away; the upstream call was cancelled with it. Nothing left to write, but the request
+            // still gets its line: 499 (nginx's "client closed request"), with whatever usage was seen.
+            status = ClientClosedRequest;
+            request.ErrorCode = "client_disconnected";
         }
         catch (BadHttpRequestException ex)
         {
@@ -66,7 +66,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
                 requestId,
                 context.Request.Method,
                 context.Request.Path.Value ?? "/",
-                context.Response.StatusCode,
+                status != 0 ? status : context.Response.StatusCode,
                 Stopwatch.GetElapsedTime(request.StartTimestamp).TotalMilliseconds,
                 route?.Model.Name ?? request.RequestedModel,
                 route?.Deployment.Provider.Name,

@@ -20,6 +20,9 @@ public sealed class RequestContext
 
     public RouteInfo? Route { get; set; }
 
+    /// <summary>Records the route of the attempt under way (passed to the executor).</summary>
+    public void SetRoute(RouteInfo route) => Route = route;
+
     public Usage Usage { get; set; }
 
     public bool Streamed { get; set; }

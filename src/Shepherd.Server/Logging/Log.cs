@@ -11,9 +11,6 @@ internal static partial class Log
         ILogger logger, string requestId, string method, string path, int status, double latencyMs,
         string? model, string? provider, string? deployment, bool stream, int promptTokens, int completionTokens, string? error);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "{RequestId} client disconnected after {LatencyMs:F1}ms (model={Model} provider={Provider})")]
-    public static partial void ClientDisconnected(ILogger logger, string requestId, double latencyMs, string? model, string? provider);
-
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "{RequestId} unhandled {ExceptionType} while processing {Method} {Path}")]
     public static partial void Unhandled(ILogger logger, Exception exception, string requestId, string exceptionType, string method, string path);
 
