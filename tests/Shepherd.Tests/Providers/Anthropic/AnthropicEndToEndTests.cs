@@ -5,8 +5,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OpenAI;
-using OpenAI.Chat;
+using global::OpenAI;
+using global::OpenAI.Chat;
 using Shepherd.Testing;
 
 /// <summary>

@@ -4,8 +4,8 @@ using System.ClientModel;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using OpenAI;
-using OpenAI.Chat;
+using global::OpenAI;
+using global::OpenAI.Chat;
 using Shepherd.Providers.Gemini;
 using Shepherd.Testing;
 
