@@ -5,7 +5,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Reflection;
 using System.Text;
-using YamlDotNet.RepresentationModel;
 
 /// <summary>
 /// Binds a YAML tree to the configuration records, collecting every problem with its key path instead of
@@ -14,11 +13,16 @@ using YamlDotNet.RepresentationModel;
 /// <remarks>Keys are the snake_case forms of the property names. Runs once at start-up, so reflection is fine here.</remarks>
 public sealed class ConfigBinder
 {
+    /// <summary>Most values one file may bind, aliases counted each time they are used.</summary>
+    /// <remarks>Aliases share nodes, so a few lines of anchors can describe billions of values ("billion laughs").</remarks>
+    public const int MaxValues = 100_000;
+
     private static readonly ConcurrentDictionary<Type, Dictionary<string, PropertyInfo>> PropertyMaps = new();
 
     private readonly EnvironmentInterpolator _interpolator;
     private readonly List<ConfigProblem> _problems;
     private readonly HashSet<string> _unset = new(StringComparer.Ordinal);
+    private int _budget = MaxValues;
 
     public ConfigBinder(EnvironmentInterpolator interpolator, List<ConfigProblem> problems)
     {
@@ -29,7 +33,7 @@ public sealed class ConfigBinder
     /// <summary>Environment variables referenced without a default that were unset.</summary>
     public IReadOnlyCollection<string> UnsetVariables => _unset;
 
-    public T Bind<T>(YamlNode? root)
+    internal T Bind<T>(ConfigNode? root)
         where T : new()
     {
         if (root is null || IsNull(root))
@@ -74,11 +78,21 @@ public sealed class ConfigBinder
             .Where(p => p.CanWrite && p.GetIndexParameters().Length == 0)
             .ToDictionary(p => ToSnakeCase(p.Name), StringComparer.Ordinal));
 
-    private object? BindValue(YamlNode node, Type type, string path)
+    private object? BindValue(ConfigNode node, Type type, string path)
     {
         var underlying = Nullable.GetUnderlyingType(type);
         if (IsNull(node))
         {
+            return null;
+        }
+
+        if (--_budget < 0)
+        {
+            if (_budget == -1)
+            {
+                Problem(path, $"the configuration holds more than {MaxValues} values (aliases counted each time they are used)");
+            }
+
             return null;
         }
 
@@ -101,9 +115,9 @@ public sealed class ConfigBinder
         return BindObject(node, target, path);
     }
 
-    private object? BindObject(YamlNode node, Type type, string path)
+    private object? BindObject(ConfigNode node, Type type, string path)
     {
-        if (node is not YamlMappingNode mapping)
+        if (node is not ConfigMapping mapping)
         {
             Problem(path, $"expected a mapping (key: value pairs), but got {Describe(node)}");
             return null;
@@ -112,9 +126,13 @@ public sealed class ConfigBinder
         var instance = Activator.CreateInstance(type)!;
         var properties = PropertiesOf(type);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (keyNode, valueNode) in mapping.Children)
+        foreach (var (keyNode, valueNode) in mapping.Pairs)
         {
-            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
+            if (KeyOf(keyNode, path) is not { } key)
+            {
+                continue;
+            }
+
             var childPath = Join(path, key);
             if (!seen.Add(key))
             {
@@ -139,9 +157,9 @@ public sealed class ConfigBinder
         return instance;
     }
 
-    private object? BindList(YamlNode node, Type listType, string path)
+    private object? BindList(ConfigNode node, Type listType, string path)
     {
-        if (node is not YamlSequenceNode sequence)
+        if (node is not ConfigSequence sequence)
         {
             Problem(path, $"expected a list, but got {Describe(node)}");
             return null;
@@ -150,7 +168,7 @@ public sealed class ConfigBinder
         var elementType = listType.GetGenericArguments()[0];
         var list = (IList)Activator.CreateInstance(listType)!;
         var index = 0;
-        foreach (var child in sequence.Children)
+        foreach (var child in sequence.Items)
         {
             var value = BindValue(child, elementType, $"{path}[{index}]");
 
@@ -166,9 +184,9 @@ public sealed class ConfigBinder
         return list;
     }
 
-    private object? BindDictionary(YamlNode node, Type dictionaryType, string path)
+    private object? BindDictionary(ConfigNode node, Type dictionaryType, string path)
     {
-        if (node is not YamlMappingNode mapping)
+        if (node is not ConfigMapping mapping)
         {
             Problem(path, $"expected a mapping, but got {Describe(node)}");
             return null;
@@ -176,9 +194,19 @@ public sealed class ConfigBinder
 
         var valueType = dictionaryType.GetGenericArguments()[1];
         var dictionary = (IDictionary)Activator.CreateInstance(dictionaryType)!;
-        foreach (var (keyNode, valueNode) in mapping.Children)
+        foreach (var (keyNode, valueNode) in mapping.Pairs)
         {
-            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
+            if (KeyOf(keyNode, path) is not { } key)
+            {
+                continue;
+            }
+
+            if (dictionary.Contains(key))
+            {
+                Problem(Join(path, key), "duplicate key");
+                continue;
+            }
+
             var value = BindValue(valueNode, valueType, Join(path, key));
             if (value is not null)
             {
@@ -189,15 +217,27 @@ public sealed class ConfigBinder
         return dictionary;
     }
 
-    private object? BindScalar(YamlNode node, Type type, string path)
+    /// <summary>The text of a mapping key; keys must be plain scalars (a list or mapping as a key is reported).</summary>
+    private string? KeyOf(ConfigNode keyNode, string path)
     {
-        if (node is not YamlScalarNode scalar)
+        if (keyNode is ConfigScalar scalar)
+        {
+            return scalar.Value;
+        }
+
+        Problem(path, $"a key must be text, but got {Describe(keyNode)}");
+        return null;
+    }
+
+    private object? BindScalar(ConfigNode node, Type type, string path)
+    {
+        if (node is not ConfigScalar scalar)
         {
             Problem(path, $"expected {DescribeType(type)}, but got {Describe(node)}");
             return null;
         }
 
-        var text = _interpolator.Expand(scalar.Value ?? string.Empty, _unset, out var interpolationError);
+        var text = _interpolator.Expand(scalar.Value, _unset, out var interpolationError);
         if (interpolationError is not null)
         {
             Problem(path, interpolationError);
@@ -255,15 +295,13 @@ public sealed class ConfigBinder
 
     private static string Join(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
 
-    private static bool IsNull(YamlNode node) =>
-        node is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.Plain } s &&
-        (string.IsNullOrEmpty(s.Value) || s.Value is "~" or "null" or "Null" or "NULL");
+    private static bool IsNull(ConfigNode node) => node is ConfigScalar { IsNull: true };
 
-    private static string Describe(YamlNode node) => node switch
+    private static string Describe(ConfigNode node) => node switch
     {
-        YamlMappingNode => "a mapping",
-        YamlSequenceNode => "a list",
-        YamlScalarNode s => $"'{Shorten(s.Value ?? string.Empty)}'",
+        ConfigMapping => "a mapping",
+        ConfigSequence => "a list",
+        ConfigScalar s => $"'{Shorten(s.Value)}'",
         _ => "something else",
     };
 

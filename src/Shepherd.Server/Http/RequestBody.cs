@@ -7,8 +7,25 @@ using Shepherd.Providers.Shared;
 /// <summary>Reads a JSON request body into a pooled buffer, enforcing the content type and the size limit.</summary>
 public static class RequestBody
 {
+    /// <summary>Largest buffer rented up front on the strength of a declared <c>Content-Length</c>.</summary>
+    /// <remarks>A client may declare 10 MB and send nothing; renting it all before the first byte arrives would
+    /// let a few idle connections pin a lot of memory. Larger bodies grow the buffer as their bytes arrive.</remarks>
+    private const int MaxInitialCapacity = 256 * 1024;
+
+    /// <summary>415 unless the body is (uncompressed) JSON.</summary>
     public static GatewayError? CheckContentType(HttpRequest request)
     {
+        // Kestrel does not decompress request bodies: gzip bytes would only reach the parser as "invalid JSON".
+        var encoding = request.Headers.ContentEncoding;
+        if (encoding.Count > 0 && !(encoding.Count == 1 && (string.IsNullOrWhiteSpace(encoding[0]) || encoding[0]!.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase))))
+        {
+            return new GatewayError(
+                415,
+                "Unsupported Content-Encoding: send the request body uncompressed.",
+                "invalid_request_error",
+                "unsupported_media_type");
+        }
+
         var contentType = request.ContentType;
 
         // No content type at all is accepted as JSON (some minimal clients omit it); anything else must say JSON.
@@ -40,7 +57,8 @@ public static class RequestBody
             return (null, ErrorResponses.PayloadTooLarge(limit));
         }
 
-        var buffer = new PooledBuffer(declared is > 0 ? (int)declared.Value : 4096);
+        // The reader wants 4 KiB of room per read: with that margin a body of the declared size needs no regrowth.
+        var buffer = new PooledBuffer(declared is > 0 ? (int)Math.Min(declared.Value + 4096, MaxInitialCapacity) : 4096);
         try
         {
             if (!await buffer.ReadFromAsync(request.Body, limit, null, cancellationToken).ConfigureAwait(false))
@@ -53,10 +71,29 @@ public static class RequestBody
         }
         catch (BadHttpRequestException ex)
         {
+            // Kestrel's own verdicts: too large (its limit is ours), too slow (408), truncated or bad chunking (400).
             buffer.Dispose();
-            return (null, ex.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? ErrorResponses.PayloadTooLarge(limit)
-                : new GatewayError(ex.StatusCode, "The request body could not be read.", "invalid_request_error", "bad_request_body"));
+            return (null, ex.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => ErrorResponses.PayloadTooLarge(limit),
+                StatusCodes.Status408RequestTimeout => ErrorResponses.ForStatus(StatusCodes.Status408RequestTimeout, request.HttpContext),
+                _ => new GatewayError(
+                    ex.StatusCode is >= 400 and < 500 ? ex.StatusCode : StatusCodes.Status400BadRequest,
+                    "The request body could not be read: it ended before its declared length or its chunked encoding is malformed.",
+                    "invalid_request_error",
+                    "bad_request_body"),
+            });
+        }
+        catch (IOException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The connection broke mid-body (a reset, not a clean end). The answer probably reaches no one, but
+            // this is the client's doing, not a gateway failure to log as one.
+            buffer.Dispose();
+            return (null, new GatewayError(
+                StatusCodes.Status400BadRequest,
+                "The request body could not be read: the connection was closed before the whole body arrived.",
+                "invalid_request_error",
+                "bad_request_body"));
         }
         catch
         {
