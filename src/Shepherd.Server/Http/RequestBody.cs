@@ -1,6 +1,7 @@
 namespace Shepherd.Server.Http;
 
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Shepherd.Errors;
 using Shepherd.Providers.Shared;
 
@@ -35,17 +36,54 @@ public static class RequestBody
         }
 
         var mediaType = contentType.AsSpan();
+        var parameters = ReadOnlySpan<char>.Empty;
         var semicolon = mediaType.IndexOf(';');
         if (semicolon >= 0)
         {
+            parameters = mediaType[(semicolon + 1)..];
             mediaType = mediaType[..semicolon];
         }
 
         mediaType = mediaType.Trim();
-        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) ||
-               (mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase) && mediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase))
+        if (!(mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) ||
+              (mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase) && mediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase))))
+        {
+            return ErrorResponses.UnsupportedMediaType();
+        }
+
+        // JSON is UTF-8 (RFC 8259); a body declared as UTF-16 or Latin-1 would only fail later as "invalid JSON".
+        return IsUtf8OrUnspecified(parameters)
             ? null
-            : ErrorResponses.UnsupportedMediaType();
+            : new GatewayError(
+                415,
+                "Unsupported charset: the request body must be UTF-8 JSON ('Content-Type: application/json; charset=utf-8' or no charset).",
+                "invalid_request_error",
+                "unsupported_media_type");
+    }
+
+    private static bool IsUtf8OrUnspecified(ReadOnlySpan<char> parameters)
+    {
+        foreach (var range in parameters.Split(';'))
+        {
+            var parameter = parameters[range].Trim();
+            var equals = parameter.IndexOf('=');
+            if (equals < 0 || !parameter[..equals].Trim().Equals("charset", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var value = parameter[(equals + 1)..].Trim().Trim('"');
+            return value.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || value.Equals("utf8", StringComparison.OrdinalIgnoreCase);
+        }
+
+        return true;
+    }
+
+    /// <summary>The 413, and the connection closed after it: the rest of an oversized body is not worth reading.</summary>
+    private static GatewayError TooLarge(HttpRequest request, long limit)
+    {
+        request.HttpContext.Response.Headers.Connection = "close";
+        return ErrorResponses.PayloadTooLarge(limit);
     }
 
     /// <returns>The body (dispose it), or an error (413, 400).</returns>
@@ -54,7 +92,15 @@ public static class RequestBody
         var declared = request.ContentLength;
         if (declared > limit)
         {
-            return (null, ErrorResponses.PayloadTooLarge(limit));
+            return (null, TooLarge(request, limit));
+        }
+
+        // Kestrel counts a chunked body's framing (sizes, CRLFs, the last chunk) against its own limit, so a body
+        // just under ours would be refused. Ours is checked below on the body bytes alone, so lift Kestrel's for
+        // this request (a 413 then closes the connection rather than letting Kestrel drain an endless body).
+        if (declared is null && request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = null;
         }
 
         // The reader wants 4 KiB of room per read: with that margin a body of the declared size needs no regrowth.
@@ -64,7 +110,7 @@ public static class RequestBody
             if (!await buffer.ReadFromAsync(request.Body, limit, null, cancellationToken).ConfigureAwait(false))
             {
                 buffer.Dispose();
-                return (null, ErrorResponses.PayloadTooLarge(limit));
+                return (null, TooLarge(request, limit));
             }
 
             return (buffer, null);
@@ -75,7 +121,7 @@ public static class RequestBody
             buffer.Dispose();
             return (null, ex.StatusCode switch
             {
-                StatusCodes.Status413PayloadTooLarge => ErrorResponses.PayloadTooLarge(limit),
+                StatusCodes.Status413PayloadTooLarge => TooLarge(request, limit),
                 StatusCodes.Status408RequestTimeout => ErrorResponses.ForStatus(StatusCodes.Status408RequestTimeout, request.HttpContext),
                 _ => new GatewayError(
                     ex.StatusCode is >= 400 and < 500 ? ex.StatusCode : StatusCodes.Status400BadRequest,
