@@ -119,7 +119,7 @@ public sealed class ConfigBinder
     {
         if (node is not ConfigMapping mapping)
         {
-            Problem(path, $"expected a mapping (key: value pairs), but got {Describe(node)}");
+            Problem(path, $"expected a mapping (key: value pairs), but got {Describe(node, path)}");
             return null;
         }
 
@@ -142,7 +142,7 @@ public sealed class ConfigBinder
 
             if (!properties.TryGetValue(key, out var property))
             {
-                var suggestion = Suggest(key, properties.Keys);
+                var suggestion = Suggest(key, properties.Keys) ?? NestedHome(key, properties);
                 Problem(childPath, suggestion is null ? "unknown key" : $"unknown key (did you mean '{suggestion}'?)");
                 continue;
             }
@@ -161,7 +161,7 @@ public sealed class ConfigBinder
     {
         if (node is not ConfigSequence sequence)
         {
-            Problem(path, $"expected a list, but got {Describe(node)}");
+            Problem(path, $"expected a list, but got {Describe(node, path)}");
             return null;
         }
 
@@ -188,7 +188,7 @@ public sealed class ConfigBinder
     {
         if (node is not ConfigMapping mapping)
         {
-            Problem(path, $"expected a mapping, but got {Describe(node)}");
+            Problem(path, $"expected a mapping, but got {Describe(node, path)}");
             return null;
         }
 
@@ -225,7 +225,7 @@ public sealed class ConfigBinder
             return scalar.Value;
         }
 
-        Problem(path, $"a key must be text, but got {Describe(keyNode)}");
+        Problem(path, $"a key must be text, but got {Describe(keyNode, path)}");
         return null;
     }
 
@@ -233,7 +233,7 @@ public sealed class ConfigBinder
     {
         if (node is not ConfigScalar scalar)
         {
-            Problem(path, $"expected {DescribeType(type)}, but got {Describe(node)}");
+            Problem(path, $"expected {DescribeType(type)}, but got {Describe(node, path)}");
             return null;
         }
 
@@ -285,7 +285,7 @@ public sealed class ConfigBinder
 
         if (result is null)
         {
-            Problem(path, $"expected {DescribeType(type)}, but got '{Shorten(text)}'");
+            Problem(path, $"expected {DescribeType(type)}, but got {Quote(text, path)}");
         }
 
         return result;
@@ -297,13 +297,23 @@ public sealed class ConfigBinder
 
     private static bool IsNull(ConfigNode node) => node is ConfigScalar { IsNull: true };
 
-    private static string Describe(ConfigNode node) => node switch
+    private static string Describe(ConfigNode node, string path) => node switch
     {
         ConfigMapping => "a mapping",
         ConfigSequence => "a list",
-        ConfigScalar s => $"'{Shorten(s.Value)}'",
+        ConfigScalar s => Quote(s.Value, path),
         _ => "something else",
     };
+
+    /// <summary>The value, quoted and shortened, for a message; hidden under keys that hold secrets.</summary>
+    /// <remarks>Problems are printed by <c>config check</c> and logged by <c>serve</c>: a key put in the wrong
+    /// place ("api_keys: sk-…" instead of a list) must not end up in a terminal or a log collector.</remarks>
+    private static string Quote(string value, string path) => IsSecret(path) ? "a value (not shown: it may be a secret)" : $"'{Shorten(value)}'";
+
+    private static bool IsSecret(string path) =>
+        path.StartsWith("master_key", StringComparison.Ordinal) ||
+        path.Contains(".api_keys", StringComparison.Ordinal) ||
+        path.Contains(".headers", StringComparison.Ordinal);
 
     private static string DescribeType(Type type) => type switch
     {
@@ -314,6 +324,21 @@ public sealed class ConfigBinder
     };
 
     private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
+
+    /// <summary>For a key written one level too high (<c>max_body_bytes</c> at the top), where it belongs (<c>server.max_body_bytes</c>).</summary>
+    private static string? NestedHome(string key, Dictionary<string, PropertyInfo> properties)
+    {
+        foreach (var (name, property) in properties)
+        {
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (type.IsClass && type != typeof(string) && !type.IsGenericType && PropertiesOf(type).ContainsKey(key))
+            {
+                return $"{name}.{key}";
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>The closest candidate within a small edit distance, for "did you mean".</summary>
     public static string? Suggest(string key, IEnumerable<string> candidates)

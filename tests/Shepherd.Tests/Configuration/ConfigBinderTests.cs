@@ -186,6 +186,64 @@ public sealed class ConfigBinderTests
         AssertErrors(Minimal + "\n" + line, expected);
     }
 
+    [Theory]
+    [InlineData("max_body_bytes: 2048", "max_body_bytes: unknown key (did you mean 'server.max_body_bytes'?)")]
+    [InlineData("level: debug", "level: unknown key (did you mean 'logging.level'?)")]
+    public void Bind_KeyOneLevelTooHigh_SuggestsWhereItBelongs(string line, string expected)
+    {
+        AssertErrors(Minimal + "\n" + line, expected);
+    }
+
+    [Fact]
+    public void Bind_KeyOutOfPlaceInAProvider_SuggestsTheSection()
+    {
+        AssertErrors(
+            """
+            providers:
+              - { name: sim, type: simulated, idle_ms: 5 }
+            models:
+              - { name: m, deployments: [ { provider: sim } ] }
+            """,
+            "providers[0].idle_ms: unknown key (did you mean 'timeouts.idle_ms'?)");
+    }
+
+    [Theory]
+    [InlineData("master_key: [ sk-secret-value-1 ]", "master_key: expected a string, but got a list")]
+    [InlineData("master_key: { key: sk-secret-value-1 }", "master_key: expected a string, but got a mapping")]
+    public void Bind_SecretKeysWithWrongShape_ReportedWithoutTheValue(string line, string expected)
+    {
+        AssertErrors(Minimal.Replace("master_key: sk-test\n", "", StringComparison.Ordinal) + "\n" + line, expected);
+    }
+
+    [Fact]
+    public void Bind_SecretValuesInWrongPlace_NeverEchoed()
+    {
+        var result = Load("""
+            providers:
+              - name: oai
+                type: openai
+                base_url: https://api.openai.com/v1
+                api_keys: sk-live-SECRET-0123456789abcdef
+                headers: sk-live-SECRET-in-headers
+              - name: oai2
+                type: openai
+                base_url: https://api.openai.com/v1
+                api_keys: [ [ sk-live-SECRET-nested ] ]
+            models:
+              - { name: m, deployments: [ { provider: oai } ] }
+            """);
+
+        var errors = Errors(result);
+        Assert.Equal(
+            [
+                "providers[0].api_keys: expected a list, but got a value (not shown: it may be a secret)",
+                "providers[0].headers: expected a mapping, but got a value (not shown: it may be a secret)",
+                "providers[1].api_keys[0]: expected a string, but got a list",
+            ],
+            errors);
+        Assert.DoesNotContain(errors, e => e.Contains("SECRET", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Bind_WrongTypesInsideLists_ErrorWithIndexedPath()
     {
