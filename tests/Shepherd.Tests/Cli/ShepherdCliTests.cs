@@ -236,6 +236,20 @@ public sealed class ShepherdCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Serve_PortInUse_Exit1SayingSo()
+    {
+        var file = WriteFile("ok.yaml", ValidYaml);
+        using var occupant = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        occupant.Start();
+        var port = ((System.Net.IPEndPoint)occupant.LocalEndpoint).Port;
+
+        var (code, _, error) = await RunAsync("serve", "-c", file, "--urls", $"http://127.0.0.1:{port}");
+
+        Assert.Equal(1, code);
+        Assert.Contains("shepherd: cannot listen:", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Executable_VersionAndConfigCheck_ExitCodesAndOutput()
     {
         var (versionCode, versionOut, _) = await RunExecutableAsync("--version");
