@@ -25,6 +25,8 @@ public static class ChatRequestParser
 
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = MaxDepth };
 
+    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
+
     /// <summary>Parses and validates <paramref name="body"/>.</summary>
     /// <returns>The request, or a 400 error naming the offending parameter.</returns>
     public static ChatRequest? Parse(ReadOnlyMemory<byte> body, out GatewayError? error)
@@ -46,6 +48,83 @@ public static class ChatRequestParser
         }
     }
 
+    /// <summary>
+    /// The first <c>\uD800</c>–<c>\uDFFF</c> escape that is not half of a high+low pair, if any.
+    /// </summary>
+    /// <remarks>
+    /// JSON's grammar lets such escapes through and the reader accepts them, but they decode to no character:
+    /// any later <c>GetString()</c> on them throws (in a translator, a 500) and upstreams reject them in their
+    /// own words. One vectorised search for <c>\u</c> over a body the reader has already validated; a body
+    /// without escapes costs a single scan.
+    /// </remarks>
+    internal static int? FindLoneSurrogateEscape(ReadOnlySpan<byte> json)
+    {
+        var offset = 0;
+        while (true)
+        {
+            var found = json[offset..].IndexOf("\\u"u8);
+            if (found < 0)
+            {
+                return null;
+            }
+
+            var at = offset + found;
+
+            // "\\u" is an escaped backslash followed by a plain 'u': the backslash run before 'u' must be odd.
+            var backslashes = 1;
+            while (at - backslashes >= 0 && json[at - backslashes] == (byte)'\\')
+            {
+                backslashes++;
+            }
+
+            if (backslashes % 2 == 0)
+            {
+                offset = at + 2;
+                continue;
+            }
+
+            var value = Hex4(json.Slice(at + 2, 4));
+            offset = at + 6;
+            if (value is < 0xD800 or > 0xDFFF)
+            {
+                continue;
+            }
+
+            if (value >= 0xDC00)
+            {
+                return value;
+            }
+
+            // A high surrogate must be followed at once by a low-surrogate escape.
+            if (offset + 6 > json.Length || json[offset] != (byte)'\\' || json[offset + 1] != (byte)'u' ||
+                Hex4(json.Slice(offset + 2, 4)) is < 0xDC00 or > 0xDFFF)
+            {
+                return value;
+            }
+
+            offset += 6;
+        }
+    }
+
+    private static int Hex4(ReadOnlySpan<byte> hex)
+    {
+        var value = 0;
+        foreach (var b in hex)
+        {
+            value = (value << 4) | (int)HexConverter(b);
+        }
+
+        return value;
+    }
+
+    private static uint HexConverter(byte b) => b switch
+    {
+        >= (byte)'0' and <= (byte)'9' => (uint)(b - '0'),
+        >= (byte)'a' and <= (byte)'f' => (uint)(b - 'a' + 10),
+        >= (byte)'A' and <= (byte)'F' => (uint)(b - 'A' + 10),
+        _ => 0,
+    };
+
     private static string DescribeJsonError(JsonException ex)
     {
         // The reader's messages carry line and byte positions, which help; they never contain the payload.
@@ -59,6 +138,14 @@ public static class ChatRequestParser
     private static ChatRequest? ParseCore(ReadOnlyMemory<byte> body, out GatewayError? error)
     {
         error = null;
+
+        // A UTF-8 byte order mark is legal in a UTF-8 text (some Windows clients send one) but not in JSON:
+        // drop it, so the body (and every range) starts at the object.
+        if (body.Span.StartsWith(Utf8Bom))
+        {
+            body = body[Utf8Bom.Length..];
+        }
+
         var span = body.Span;
         if (span.IsEmpty || span.Trim(" \t\r\n"u8).IsEmpty)
         {
@@ -116,6 +203,14 @@ public static class ChatRequestParser
         // A second top-level value (e.g. "{}{}") makes Read throw; reaching the end is fine.
         while (reader.Read())
         {
+        }
+
+        if (FindLoneSurrogateEscape(span) is { } lone)
+        {
+            error = GatewayError.InvalidRequest(
+                $"The request body is not valid JSON: the escape '\\u{lone:X4}' is an unpaired UTF-16 surrogate, which is not a character.",
+                code: "invalid_json");
+            return null;
         }
 
         error = CheckCrossField(ref f);
@@ -295,6 +390,13 @@ public static class ChatRequestParser
                     return GatewayError.InvalidRequest($"'model' is longer than {MaxModelNameLength} characters.", "model", "invalid_value");
                 }
 
+                // No configured name holds control characters (the config validator refuses them), and a newline
+                // here would end up in the request log line.
+                if (model.AsSpan().IndexOfAnyInRange('\u0000', '\u001f') >= 0 || model.Contains('\u007f', StringComparison.Ordinal))
+                {
+                    return GatewayError.InvalidRequest("'model' must not contain control characters.", "model", "invalid_value");
+                }
+
                 f.Model = model;
                 return null;
 
@@ -341,11 +443,16 @@ public static class ChatRequestParser
                     return null;
                 }
 
-                if (r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var seed))
+                if (r.TokenType != JsonTokenType.Number)
                 {
-                    return r.TokenType == JsonTokenType.Number
-                        ? GatewayError.InvalidRequest("'seed' must be an integer within the 64-bit range.", "seed", "invalid_value")
-                        : TypeError("seed", "an integer", r.TokenType);
+                    return TypeError("seed", "an integer", r.TokenType);
+                }
+
+                if (!r.TryGetInt64(out var seed))
+                {
+                    return IsWholeNumberOutOfRange(ref r, long.MinValue, long.MaxValue)
+                        ? GatewayError.InvalidRequest("Invalid 'seed': expected an integer within the 64-bit range.", "seed", "invalid_value")
+                        : NotAnIntegerLiteral(ref r, "seed");
                 }
 
                 f.Seed = seed;
@@ -471,7 +578,8 @@ public static class ChatRequestParser
             return TypeError($"messages[{index}]", "an object", r.TokenType);
         }
 
-        string? role = null;
+        var role = Role.Missing;
+        string? unknownRole = null;
         var content = ContentKind.Missing;
         var partsFlags = PartFlags.None;
         var hasToolCalls = false;
@@ -490,7 +598,9 @@ public static class ChatRequestParser
                     return TypeError($"messages[{index}].role", "a string", r.TokenType);
                 }
 
-                role = r.GetString();
+                // Compared as bytes: no string per message on the success path.
+                role = IdentifyRole(ref r);
+                unknownRole = role == Role.Unknown ? r.GetString() : null;
             }
             else if (r.ValueTextEquals("content"u8))
             {
@@ -576,16 +686,14 @@ public static class ChatRequestParser
         }
 
         var at = new LazyPath("messages[{1}]", 0) { Index = index };
-        if (role is null)
-        {
-            return GatewayError.InvalidRequest($"Missing required parameter: '{at}.role'.", $"{at}.role", "missing_required_parameter");
-        }
-
         switch (role)
         {
-            case "system":
-            case "developer":
-                f.HasDeveloperRole |= role == "developer";
+            case Role.Missing:
+                return GatewayError.InvalidRequest($"Missing required parameter: '{at}.role'.", $"{at}.role", "missing_required_parameter");
+
+            case Role.System:
+            case Role.Developer:
+                f.HasDeveloperRole |= role == Role.Developer;
                 if (content is ContentKind.Missing or ContentKind.Null)
                 {
                     return MissingContent(at);
@@ -593,12 +701,15 @@ public static class ChatRequestParser
 
                 if ((partsFlags & ~PartFlags.Text) != 0)
                 {
-                    return GatewayError.InvalidRequest($"'{at}.content' of a {role} message may only hold text parts.", $"{at}.content", "invalid_value");
+                    return GatewayError.InvalidRequest(
+                        $"'{at}.content' of a {(role == Role.System ? "system" : "developer")} message may only hold text parts.",
+                        $"{at}.content",
+                        "invalid_value");
                 }
 
                 break;
 
-            case "user":
+            case Role.User:
                 if (content is ContentKind.Missing or ContentKind.Null)
                 {
                     return MissingContent(at);
@@ -612,7 +723,7 @@ public static class ChatRequestParser
                 f.HasImages |= (partsFlags & PartFlags.Image) != 0;
                 break;
 
-            case "assistant":
+            case Role.Assistant:
                 if (content is ContentKind.Missing or ContentKind.Null && !hasToolCalls && !hasFunctionCall)
                 {
                     return GatewayError.InvalidRequest(
@@ -628,7 +739,7 @@ public static class ChatRequestParser
 
                 break;
 
-            case "tool":
+            case Role.Tool:
                 if (!hasToolCallId)
                 {
                     return GatewayError.InvalidRequest($"Missing required parameter: '{at}.tool_call_id'.", $"{at}.tool_call_id", "missing_required_parameter");
@@ -646,7 +757,7 @@ public static class ChatRequestParser
 
                 break;
 
-            case "function":
+            case Role.Function:
                 if (!hasName)
                 {
                     return GatewayError.InvalidRequest($"Missing required parameter: '{at}.name'.", $"{at}.name", "missing_required_parameter");
@@ -656,18 +767,39 @@ public static class ChatRequestParser
 
             default:
                 return GatewayError.InvalidRequest(
-                    $"Invalid value: '{Truncate(role)}'. Supported values for '{at}.role' are: 'system', 'developer', 'user', 'assistant', 'tool' and 'function'.",
+                    $"Invalid value: '{Truncate(unknownRole ?? string.Empty)}'. Supported values for '{at}.role' are: 'system', 'developer', 'user', 'assistant', 'tool' and 'function'.",
                     $"{at}.role",
                     "invalid_value");
         }
 
-        if ((hasToolCalls || hasFunctionCall) && role != "assistant")
+        if ((hasToolCalls || hasFunctionCall) && role != Role.Assistant)
         {
             return GatewayError.InvalidRequest($"'{at}.tool_calls' is only allowed on assistant messages.", $"{at}.tool_calls", "invalid_value");
         }
 
         return null;
     }
+
+    private enum Role : byte
+    {
+        Missing,
+        Unknown,
+        System,
+        Developer,
+        User,
+        Assistant,
+        Tool,
+        Function,
+    }
+
+    private static Role IdentifyRole(ref Utf8JsonReader r) =>
+        r.ValueTextEquals("user"u8) ? Role.User :
+        r.ValueTextEquals("assistant"u8) ? Role.Assistant :
+        r.ValueTextEquals("system"u8) ? Role.System :
+        r.ValueTextEquals("tool"u8) ? Role.Tool :
+        r.ValueTextEquals("developer"u8) ? Role.Developer :
+        r.ValueTextEquals("function"u8) ? Role.Function :
+        Role.Unknown;
 
     private static GatewayError MissingContent(string at) =>
         GatewayError.InvalidRequest($"Missing required parameter: '{at}.content'.", $"{at}.content", "missing_required_parameter");
@@ -696,7 +828,8 @@ public static class ChatRequestParser
                 return TypeError(at, "an object", r.TokenType);
             }
 
-            string? type = null;
+            var type = PartType.Missing;
+            string? unknownType = null;
             var hasText = false;
             var hasRefusal = false;
             var imageUrl = false;
@@ -712,7 +845,8 @@ public static class ChatRequestParser
                         return TypeError($"{at}.type", "a string", r.TokenType);
                     }
 
-                    type = r.GetString();
+                    type = IdentifyPartType(ref r);
+                    unknownType = type == PartType.Unknown ? r.GetString() : null;
                 }
                 else if (r.ValueTextEquals("text"u8))
                 {
@@ -738,7 +872,7 @@ public static class ChatRequestParser
                 else if (r.ValueTextEquals("image_url"u8))
                 {
                     r.Read();
-                    var error = ReadImageUrl(ref r, $"{at}.image_url");
+                    var error = ReadImageUrl(ref r, at);
                     if (error is not null)
                     {
                         return error;
@@ -777,9 +911,9 @@ public static class ChatRequestParser
 
             switch (type)
             {
-                case null:
+                case PartType.Missing:
                     return GatewayError.InvalidRequest($"Missing required parameter: '{at}.type'.", $"{at}.type", "missing_required_parameter");
-                case "text":
+                case PartType.Text:
                     if (!hasText)
                     {
                         return GatewayError.InvalidRequest($"Missing required parameter: '{at}.text'.", $"{at}.text", "missing_required_parameter");
@@ -787,7 +921,7 @@ public static class ChatRequestParser
 
                     flags |= PartFlags.Text;
                     break;
-                case "image_url":
+                case PartType.ImageUrl:
                     if (!imageUrl)
                     {
                         return GatewayError.InvalidRequest($"Missing required parameter: '{at}.image_url'.", $"{at}.image_url", "missing_required_parameter");
@@ -795,7 +929,7 @@ public static class ChatRequestParser
 
                     flags |= PartFlags.Image;
                     break;
-                case "input_audio":
+                case PartType.InputAudio:
                     if (!audio)
                     {
                         return GatewayError.InvalidRequest($"Missing required parameter: '{at}.input_audio'.", $"{at}.input_audio", "missing_required_parameter");
@@ -803,7 +937,7 @@ public static class ChatRequestParser
 
                     flags |= PartFlags.Audio;
                     break;
-                case "file":
+                case PartType.File:
                     if (!file)
                     {
                         return GatewayError.InvalidRequest($"Missing required parameter: '{at}.file'.", $"{at}.file", "missing_required_parameter");
@@ -811,7 +945,7 @@ public static class ChatRequestParser
 
                     flags |= PartFlags.File;
                     break;
-                case "refusal":
+                case PartType.Refusal:
                     if (!hasRefusal)
                     {
                         return GatewayError.InvalidRequest($"Missing required parameter: '{at}.refusal'.", $"{at}.refusal", "missing_required_parameter");
@@ -821,7 +955,7 @@ public static class ChatRequestParser
                     break;
                 default:
                     return GatewayError.InvalidRequest(
-                        $"Invalid value: '{Truncate(type)}'. Supported values for '{at}.type' are: 'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
+                        $"Invalid value: '{Truncate(unknownType ?? string.Empty)}'. Supported values for '{at}.type' are: 'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
                         $"{at}.type",
                         "invalid_value");
             }
@@ -838,11 +972,31 @@ public static class ChatRequestParser
         return null;
     }
 
-    private static GatewayError? ReadImageUrl(ref Utf8JsonReader r, string at)
+    private enum PartType : byte
+    {
+        Missing,
+        Unknown,
+        Text,
+        ImageUrl,
+        InputAudio,
+        File,
+        Refusal,
+    }
+
+    private static PartType IdentifyPartType(ref Utf8JsonReader r) =>
+        r.ValueTextEquals("text"u8) ? PartType.Text :
+        r.ValueTextEquals("image_url"u8) ? PartType.ImageUrl :
+        r.ValueTextEquals("input_audio"u8) ? PartType.InputAudio :
+        r.ValueTextEquals("file"u8) ? PartType.File :
+        r.ValueTextEquals("refusal"u8) ? PartType.Refusal :
+        PartType.Unknown;
+
+    /// <param name="part">The path of the content part (<c>messages[i].content[j]</c>), formatted only on error.</param>
+    private static GatewayError? ReadImageUrl(ref Utf8JsonReader r, LazyPath part)
     {
         if (r.TokenType != JsonTokenType.StartObject)
         {
-            return TypeError(at, "an object", r.TokenType);
+            return TypeError($"{part}.image_url", "an object", r.TokenType);
         }
 
         var hasUrl = false;
@@ -853,13 +1007,12 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType != JsonTokenType.String)
                 {
-                    return TypeError($"{at}.url", "a string", r.TokenType);
+                    return TypeError($"{part}.image_url.url", "a string", r.TokenType);
                 }
 
-                var url = r.ValueSpan;
-                if (url.IsEmpty || !(url.StartsWith("data:"u8) || url.StartsWith("https://"u8) || url.StartsWith("http://"u8)))
+                if (!HasImageScheme(ref r))
                 {
-                    return GatewayError.InvalidRequest($"'{at}.url' must be an http(s) URL or a data: URI.", $"{at}.url", "invalid_value");
+                    return GatewayError.InvalidRequest($"'{part}.image_url.url' must be an http(s) URL or a data: URI.", $"{part}.image_url.url", "invalid_value");
                 }
 
                 hasUrl = true;
@@ -870,7 +1023,7 @@ public static class ChatRequestParser
                 if (r.TokenType != JsonTokenType.String ||
                     !(r.ValueTextEquals("auto"u8) || r.ValueTextEquals("low"u8) || r.ValueTextEquals("high"u8)))
                 {
-                    return GatewayError.InvalidRequest($"'{at}.detail' must be 'auto', 'low' or 'high'.", $"{at}.detail", "invalid_value");
+                    return GatewayError.InvalidRequest($"'{part}.image_url.detail' must be 'auto', 'low' or 'high'.", $"{part}.image_url.detail", "invalid_value");
                 }
             }
             else
@@ -880,8 +1033,18 @@ public static class ChatRequestParser
             }
         }
 
-        return hasUrl ? null : GatewayError.InvalidRequest($"Missing required parameter: '{at}.url'.", $"{at}.url", "missing_required_parameter");
+        return hasUrl ? null : GatewayError.InvalidRequest($"Missing required parameter: '{part}.image_url.url'.", $"{part}.image_url.url", "missing_required_parameter");
     }
+
+    private static bool HasImageScheme(ref Utf8JsonReader r)
+    {
+        // Escaped text ("https:\/\/…", as PHP writes it) is unescaped first; that is rare, so a string is fine.
+        var url = r.ValueIsEscaped ? Encoding.UTF8.GetBytes(r.GetString()!) : r.ValueSpan;
+        return StartsWithIgnoreCase(url, "https://"u8) || StartsWithIgnoreCase(url, "http://"u8) || StartsWithIgnoreCase(url, "data:"u8);
+    }
+
+    private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> text, ReadOnlySpan<byte> prefix) =>
+        text.Length >= prefix.Length && System.Text.Ascii.EqualsIgnoreCase(text[..prefix.Length], prefix);
 
     private static GatewayError? ReadToolCalls(ref Utf8JsonReader r, int messageIndex, ref Fields f)
     {
@@ -902,7 +1065,8 @@ public static class ChatRequestParser
 
             var hasId = false;
             var hasFunction = false;
-            var type = "function";
+            var type = CallType.Function;
+            string? unknownType = null;
             while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
             {
                 if (r.ValueTextEquals("id"u8))
@@ -923,12 +1087,13 @@ public static class ChatRequestParser
                         return TypeError($"{at}.type", "a string", r.TokenType);
                     }
 
-                    type = r.GetString()!;
+                    type = IdentifyCallType(ref r);
+                    unknownType = type == CallType.Unknown ? r.GetString() : null;
                 }
                 else if (r.ValueTextEquals("function"u8))
                 {
                     r.Read();
-                    var error = ReadFunctionCall(ref r, $"{at}.function", ref f);
+                    var error = ReadFunctionCall(ref r, at, ref f);
                     if (error is not null)
                     {
                         return error;
@@ -948,14 +1113,17 @@ public static class ChatRequestParser
                 return GatewayError.InvalidRequest($"Missing required parameter: '{at}.id'.", $"{at}.id", "missing_required_parameter");
             }
 
-            if (type == "function" && !hasFunction)
+            if (type == CallType.Function && !hasFunction)
             {
                 return GatewayError.InvalidRequest($"Missing required parameter: '{at}.function'.", $"{at}.function", "missing_required_parameter");
             }
 
-            if (type is not ("function" or "custom"))
+            if (type == CallType.Unknown)
             {
-                return GatewayError.InvalidRequest($"Invalid value: '{Truncate(type)}'. Supported values for '{at}.type' are: 'function' and 'custom'.", $"{at}.type", "invalid_value");
+                return GatewayError.InvalidRequest(
+                    $"Invalid value: '{Truncate(unknownType ?? string.Empty)}'. Supported values for '{at}.type' are: 'function' and 'custom'.",
+                    $"{at}.type",
+                    "invalid_value");
             }
 
             index++;
@@ -964,11 +1132,24 @@ public static class ChatRequestParser
         return null;
     }
 
-    private static GatewayError? ReadFunctionCall(ref Utf8JsonReader r, string at, ref Fields f)
+    private enum CallType : byte
+    {
+        Unknown,
+        Function,
+        Custom,
+    }
+
+    private static CallType IdentifyCallType(ref Utf8JsonReader r) =>
+        r.ValueTextEquals("function"u8) ? CallType.Function :
+        r.ValueTextEquals("custom"u8) ? CallType.Custom :
+        CallType.Unknown;
+
+    /// <param name="call">The path of the tool call (<c>messages[i].tool_calls[j]</c>), formatted only on error.</param>
+    private static GatewayError? ReadFunctionCall(ref Utf8JsonReader r, LazyPath call, ref Fields f)
     {
         if (r.TokenType != JsonTokenType.StartObject)
         {
-            return TypeError(at, "an object", r.TokenType);
+            return TypeError($"{call}.function", "an object", r.TokenType);
         }
 
         var hasName = false;
@@ -980,7 +1161,7 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType != JsonTokenType.String)
                 {
-                    return TypeError($"{at}.name", "a string", r.TokenType);
+                    return TypeError($"{call}.function.name", "a string", r.TokenType);
                 }
 
                 hasName = true;
@@ -990,7 +1171,7 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType != JsonTokenType.String)
                 {
-                    return TypeError($"{at}.arguments", "a string (JSON-encoded arguments)", r.TokenType);
+                    return TypeError($"{call}.function.arguments", "a string (JSON-encoded arguments)", r.TokenType);
                 }
 
                 f.TextBytes += r.ValueSpan.Length;
@@ -1005,10 +1186,10 @@ public static class ChatRequestParser
 
         if (!hasName)
         {
-            return GatewayError.InvalidRequest($"Missing required parameter: '{at}.name'.", $"{at}.name", "missing_required_parameter");
+            return GatewayError.InvalidRequest($"Missing required parameter: '{call}.function.name'.", $"{call}.function.name", "missing_required_parameter");
         }
 
-        return hasArguments ? null : GatewayError.InvalidRequest($"Missing required parameter: '{at}.arguments'.", $"{at}.arguments", "missing_required_parameter");
+        return hasArguments ? null : GatewayError.InvalidRequest($"Missing required parameter: '{call}.function.arguments'.", $"{call}.function.arguments", "missing_required_parameter");
     }
 
     private static GatewayError? ReadStreamOptions(ref Utf8JsonReader r, ref Fields f)
@@ -1107,7 +1288,8 @@ public static class ChatRequestParser
                 return TypeError(at, "an object", r.TokenType);
             }
 
-            string? type = null;
+            var type = CallType.Unknown;
+            string? typeText = null;
             string? name = null;
             var hasFunction = false;
             while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
@@ -1120,13 +1302,14 @@ public static class ChatRequestParser
                         return TypeError($"{at}.type", "a string", r.TokenType);
                     }
 
-                    type = r.GetString();
+                    type = IdentifyCallType(ref r);
+                    typeText = type == CallType.Unknown ? r.GetString() : null;
                 }
                 else if (r.ValueTextEquals("function"u8) || r.ValueTextEquals("custom"u8))
                 {
                     var member = r.ValueTextEquals("function"u8) ? "function" : "custom";
                     r.Read();
-                    var error = ReadFunctionDefinition(ref r, $"{at}.{member}", member == "function", out name);
+                    var error = ReadFunctionDefinition(ref r, at, member, out name);
                     if (error is not null)
                     {
                         return error;
@@ -1141,19 +1324,20 @@ public static class ChatRequestParser
                 }
             }
 
-            if (type is null)
+            if (type == CallType.Unknown)
             {
-                return GatewayError.InvalidRequest($"Missing required parameter: '{at}.type'.", $"{at}.type", "missing_required_parameter");
-            }
-
-            if (type is not ("function" or "custom"))
-            {
-                return GatewayError.InvalidRequest($"Invalid value: '{Truncate(type)}'. Supported values for '{at}.type' are: 'function' and 'custom'.", $"{at}.type", "invalid_value");
+                return typeText is null
+                    ? GatewayError.InvalidRequest($"Missing required parameter: '{at}.type'.", $"{at}.type", "missing_required_parameter")
+                    : GatewayError.InvalidRequest(
+                        $"Invalid value: '{Truncate(typeText)}'. Supported values for '{at}.type' are: 'function' and 'custom'.",
+                        $"{at}.type",
+                        "invalid_value");
             }
 
             if (!hasFunction)
             {
-                return GatewayError.InvalidRequest($"Missing required parameter: '{at}.{type}'.", $"{at}.{type}", "missing_required_parameter");
+                var member = type == CallType.Function ? "function" : "custom";
+                return GatewayError.InvalidRequest($"Missing required parameter: '{at}.{member}'.", $"{at}.{member}", "missing_required_parameter");
             }
 
             if (!names.Add(name!))
@@ -1168,12 +1352,15 @@ public static class ChatRequestParser
         return null;
     }
 
-    private static GatewayError? ReadFunctionDefinition(ref Utf8JsonReader r, string at, bool isFunction, out string? name)
+    /// <param name="tool">The path of the tool (<c>tools[i]</c>), formatted only on error.</param>
+    /// <param name="member"><c>function</c> or <c>custom</c>.</param>
+    private static GatewayError? ReadFunctionDefinition(ref Utf8JsonReader r, LazyPath tool, string member, out string? name)
     {
         name = null;
+        var isFunction = member == "function";
         if (r.TokenType != JsonTokenType.StartObject)
         {
-            return TypeError(at, "an object", r.TokenType);
+            return TypeError($"{tool}.{member}", "an object", r.TokenType);
         }
 
         while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
@@ -1183,15 +1370,15 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType != JsonTokenType.String)
                 {
-                    return TypeError($"{at}.name", "a string", r.TokenType);
+                    return TypeError($"{tool}.{member}.name", "a string", r.TokenType);
                 }
 
                 name = r.GetString()!;
                 if (!IsValidToolName(name))
                 {
                     return GatewayError.InvalidRequest(
-                        $"Invalid '{at}.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$'.",
-                        $"{at}.name",
+                        $"Invalid '{tool}.{member}.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$'.",
+                        $"{tool}.{member}.name",
                         "invalid_value");
                 }
             }
@@ -1200,7 +1387,7 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
                 {
-                    return TypeError($"{at}.description", "a string", r.TokenType);
+                    return TypeError($"{tool}.{member}.description", "a string", r.TokenType);
                 }
             }
             else if (isFunction && r.ValueTextEquals("parameters"u8))
@@ -1208,7 +1395,7 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType is not (JsonTokenType.StartObject or JsonTokenType.Null))
                 {
-                    return TypeError($"{at}.parameters", "an object (a JSON Schema)", r.TokenType);
+                    return TypeError($"{tool}.{member}.parameters", "an object (a JSON Schema)", r.TokenType);
                 }
 
                 r.Skip();
@@ -1218,7 +1405,7 @@ public static class ChatRequestParser
                 r.Read();
                 if (r.TokenType is not (JsonTokenType.True or JsonTokenType.False or JsonTokenType.Null))
                 {
-                    return TypeError($"{at}.strict", "a boolean", r.TokenType);
+                    return TypeError($"{tool}.{member}.strict", "a boolean", r.TokenType);
                 }
             }
             else
@@ -1229,7 +1416,7 @@ public static class ChatRequestParser
         }
 
         return name is null
-            ? GatewayError.InvalidRequest($"Missing required parameter: '{at}.name'.", $"{at}.name", "missing_required_parameter")
+            ? GatewayError.InvalidRequest($"Missing required parameter: '{tool}.{member}.name'.", $"{tool}.{member}.name", "missing_required_parameter")
             : null;
     }
 
@@ -1581,10 +1768,11 @@ public static class ChatRequestParser
 
         if (!r.TryGetInt32(out var v))
         {
-            // 1.5, 1e30 and 99999999999 all land here: say which.
-            return r.TryGetDouble(out var d) && d == Math.Floor(d) && !double.IsInfinity(d)
+            // 1.5, 1.0, 1e3, 1e30 and 99999999999 all land here: say which. A whole number written with a
+            // fraction or exponent is refused too, because translators read these fields as integers.
+            return IsWholeNumberOutOfRange(ref r, int.MinValue, int.MaxValue)
                 ? GatewayError.InvalidRequest($"Invalid '{name}': expected an integer between {min} and {max}.", name, "invalid_value")
-                : GatewayError.InvalidRequest($"Invalid type for '{name}': expected an integer, but got a decimal number instead.", name, "invalid_type");
+                : NotAnIntegerLiteral(ref r, name);
         }
 
         if (v < min || v > max)
@@ -1595,6 +1783,16 @@ public static class ChatRequestParser
         value = v;
         return null;
     }
+
+    /// <summary>The number token is a whole number outside [<paramref name="min"/>, <paramref name="max"/>] (e.g. 1e30).</summary>
+    private static bool IsWholeNumberOutOfRange(ref Utf8JsonReader r, double min, double max) =>
+        !r.TryGetDouble(out var d) || double.IsInfinity(d) || (d == Math.Floor(d) && (d < min || d > max));
+
+    private static GatewayError NotAnIntegerLiteral(ref Utf8JsonReader r, string name) =>
+        GatewayError.InvalidRequest(
+            $"Invalid type for '{name}': expected an integer, but got {Encoding.UTF8.GetString(r.ValueSpan.Length > 32 ? r.ValueSpan[..32] : r.ValueSpan)} instead.",
+            name,
+            "invalid_type");
 
     private static GatewayError? ReadBool(ref Utf8JsonReader r, string name, out bool? value)
     {

@@ -5,7 +5,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Reflection;
 using System.Text;
-using YamlDotNet.RepresentationModel;
 
 /// <summary>
 /// Binds a YAML tree to the configuration records, collecting every problem with its key path instead of
@@ -14,11 +13,16 @@ using YamlDotNet.RepresentationModel;
 /// <remarks>Keys are the snake_case forms of the property names. Runs once at start-up, so reflection is fine here.</remarks>
 public sealed class ConfigBinder
 {
+    /// <summary>Most values one file may bind, aliases counted each time they are used.</summary>
+    /// <remarks>Aliases share nodes, so a few lines of anchors can describe billions of values ("billion laughs").</remarks>
+    public const int MaxValues = 100_000;
+
     private static readonly ConcurrentDictionary<Type, Dictionary<string, PropertyInfo>> PropertyMaps = new();
 
     private readonly EnvironmentInterpolator _interpolator;
     private readonly List<ConfigProblem> _problems;
     private readonly HashSet<string> _unset = new(StringComparer.Ordinal);
+    private int _budget = MaxValues;
 
     public ConfigBinder(EnvironmentInterpolator interpolator, List<ConfigProblem> problems)
     {
@@ -29,7 +33,7 @@ public sealed class ConfigBinder
     /// <summary>Environment variables referenced without a default that were unset.</summary>
     public IReadOnlyCollection<string> UnsetVariables => _unset;
 
-    public T Bind<T>(YamlNode? root)
+    internal T Bind<T>(ConfigNode? root)
         where T : new()
     {
         if (root is null || IsNull(root))
@@ -74,11 +78,21 @@ public sealed class ConfigBinder
             .Where(p => p.CanWrite && p.GetIndexParameters().Length == 0)
             .ToDictionary(p => ToSnakeCase(p.Name), StringComparer.Ordinal));
 
-    private object? BindValue(YamlNode node, Type type, string path)
+    private object? BindValue(ConfigNode node, Type type, string path)
     {
         var underlying = Nullable.GetUnderlyingType(type);
         if (IsNull(node))
         {
+            return null;
+        }
+
+        if (--_budget < 0)
+        {
+            if (_budget == -1)
+            {
+                Problem(path, $"the configuration holds more than {MaxValues} values (aliases counted each time they are used)");
+            }
+
             return null;
         }
 
@@ -101,20 +115,24 @@ public sealed class ConfigBinder
         return BindObject(node, target, path);
     }
 
-    private object? BindObject(YamlNode node, Type type, string path)
+    private object? BindObject(ConfigNode node, Type type, string path)
     {
-        if (node is not YamlMappingNode mapping)
+        if (node is not ConfigMapping mapping)
         {
-            Problem(path, $"expected a mapping (key: value pairs), but got {Describe(node)}");
+            Problem(path, $"expected a mapping (key: value pairs), but got {Describe(node, path)}");
             return null;
         }
 
         var instance = Activator.CreateInstance(type)!;
         var properties = PropertiesOf(type);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (keyNode, valueNode) in mapping.Children)
+        foreach (var (keyNode, valueNode) in mapping.Pairs)
         {
-            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
+            if (KeyOf(keyNode, path) is not { } key)
+            {
+                continue;
+            }
+
             var childPath = Join(path, key);
             if (!seen.Add(key))
             {
@@ -124,7 +142,7 @@ public sealed class ConfigBinder
 
             if (!properties.TryGetValue(key, out var property))
             {
-                var suggestion = Suggest(key, properties.Keys);
+                var suggestion = Suggest(key, properties.Keys) ?? NestedHome(key, properties);
                 Problem(childPath, suggestion is null ? "unknown key" : $"unknown key (did you mean '{suggestion}'?)");
                 continue;
             }
@@ -139,18 +157,18 @@ public sealed class ConfigBinder
         return instance;
     }
 
-    private object? BindList(YamlNode node, Type listType, string path)
+    private object? BindList(ConfigNode node, Type listType, string path)
     {
-        if (node is not YamlSequenceNode sequence)
+        if (node is not ConfigSequence sequence)
         {
-            Problem(path, $"expected a list, but got {Describe(node)}");
+            Problem(path, $"expected a list, but got {Describe(node, path)}");
             return null;
         }
 
         var elementType = listType.GetGenericArguments()[0];
         var list = (IList)Activator.CreateInstance(listType)!;
         var index = 0;
-        foreach (var child in sequence.Children)
+        foreach (var child in sequence.Items)
         {
             var value = BindValue(child, elementType, $"{path}[{index}]");
 
@@ -166,19 +184,29 @@ public sealed class ConfigBinder
         return list;
     }
 
-    private object? BindDictionary(YamlNode node, Type dictionaryType, string path)
+    private object? BindDictionary(ConfigNode node, Type dictionaryType, string path)
     {
-        if (node is not YamlMappingNode mapping)
+        if (node is not ConfigMapping mapping)
         {
-            Problem(path, $"expected a mapping, but got {Describe(node)}");
+            Problem(path, $"expected a mapping, but got {Describe(node, path)}");
             return null;
         }
 
         var valueType = dictionaryType.GetGenericArguments()[1];
         var dictionary = (IDictionary)Activator.CreateInstance(dictionaryType)!;
-        foreach (var (keyNode, valueNode) in mapping.Children)
+        foreach (var (keyNode, valueNode) in mapping.Pairs)
         {
-            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
+            if (KeyOf(keyNode, path) is not { } key)
+            {
+                continue;
+            }
+
+            if (dictionary.Contains(key))
+            {
+                Problem(Join(path, key), "duplicate key");
+                continue;
+            }
+
             var value = BindValue(valueNode, valueType, Join(path, key));
             if (value is not null)
             {
@@ -189,15 +217,27 @@ public sealed class ConfigBinder
         return dictionary;
     }
 
-    private object? BindScalar(YamlNode node, Type type, string path)
+    /// <summary>The text of a mapping key; keys must be plain scalars (a list or mapping as a key is reported).</summary>
+    private string? KeyOf(ConfigNode keyNode, string path)
     {
-        if (node is not YamlScalarNode scalar)
+        if (keyNode is ConfigScalar scalar)
         {
-            Problem(path, $"expected {DescribeType(type)}, but got {Describe(node)}");
+            return scalar.Value;
+        }
+
+        Problem(path, $"a key must be text, but got {Describe(keyNode, path)}");
+        return null;
+    }
+
+    private object? BindScalar(ConfigNode node, Type type, string path)
+    {
+        if (node is not ConfigScalar scalar)
+        {
+            Problem(path, $"expected {DescribeType(type)}, but got {Describe(node, path)}");
             return null;
         }
 
-        var text = _interpolator.Expand(scalar.Value ?? string.Empty, _unset, out var interpolationError);
+        var text = _interpolator.Expand(scalar.Value, _unset, out var interpolationError);
         if (interpolationError is not null)
         {
             Problem(path, interpolationError);
@@ -245,7 +285,7 @@ public sealed class ConfigBinder
 
         if (result is null)
         {
-            Problem(path, $"expected {DescribeType(type)}, but got '{Shorten(text)}'");
+            Problem(path, $"expected {DescribeType(type)}, but got {Quote(text, path)}");
         }
 
         return result;
@@ -255,17 +295,25 @@ public sealed class ConfigBinder
 
     private static string Join(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
 
-    private static bool IsNull(YamlNode node) =>
-        node is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.Plain } s &&
-        (string.IsNullOrEmpty(s.Value) || s.Value is "~" or "null" or "Null" or "NULL");
+    private static bool IsNull(ConfigNode node) => node is ConfigScalar { IsNull: true };
 
-    private static string Describe(YamlNode node) => node switch
+    private static string Describe(ConfigNode node, string path) => node switch
     {
-        YamlMappingNode => "a mapping",
-        YamlSequenceNode => "a list",
-        YamlScalarNode s => $"'{Shorten(s.Value ?? string.Empty)}'",
+        ConfigMapping => "a mapping",
+        ConfigSequence => "a list",
+        ConfigScalar s => Quote(s.Value, path),
         _ => "something else",
     };
+
+    /// <summary>The value, quoted and shortened, for a message; hidden under keys that hold secrets.</summary>
+    /// <remarks>Problems are printed by <c>config check</c> and logged by <c>serve</c>: a key put in the wrong
+    /// place ("api_keys: sk-…" instead of a list) must not end up in a terminal or a log collector.</remarks>
+    private static string Quote(string value, string path) => IsSecret(path) ? "a value (not shown: it may be a secret)" : $"'{Shorten(value)}'";
+
+    private static bool IsSecret(string path) =>
+        path.StartsWith("master_key", StringComparison.Ordinal) ||
+        path.Contains(".api_keys", StringComparison.Ordinal) ||
+        path.Contains(".headers", StringComparison.Ordinal);
 
     private static string DescribeType(Type type) => type switch
     {
@@ -276,6 +324,21 @@ public sealed class ConfigBinder
     };
 
     private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
+
+    /// <summary>For a key written one level too high (<c>max_body_bytes</c> at the top), where it belongs (<c>server.max_body_bytes</c>).</summary>
+    private static string? NestedHome(string key, Dictionary<string, PropertyInfo> properties)
+    {
+        foreach (var (name, property) in properties)
+        {
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (type.IsClass && type != typeof(string) && !type.IsGenericType && PropertiesOf(type).ContainsKey(key))
+            {
+                return $"{name}.{key}";
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>The closest candidate within a small edit distance, for "did you mean".</summary>
     public static string? Suggest(string key, IEnumerable<string> candidates)

@@ -1,7 +1,6 @@
 namespace Shepherd.Configuration;
 
 using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 /// <summary>The outcome of loading a configuration: the config (when it bound) and every problem found.</summary>
 public sealed record ConfigLoadResult(ShepherdConfig? Config, IReadOnlyList<ConfigProblem> Problems, string Source)
@@ -21,28 +20,32 @@ public static class ConfigLoader
     public const string MasterKeyEnvironmentVariable = "SHEPHERD_MASTER_KEY";
 
     /// <summary>
-    /// Picks the file: <paramref name="path"/>, else <c>$SHEPHERD_CONFIG</c>, else <c>./shepherd.yaml</c> if it exists,
-    /// else none (the built-in demo configuration).
+    /// Picks the file: <paramref name="path"/>, else <c>$SHEPHERD_CONFIG</c>, else <c>shepherd.yaml</c> in
+    /// <paramref name="directory"/> (the current directory) if it exists, else none (the built-in demo configuration).
     /// </summary>
-    public static string? ResolvePath(string? path)
+    public static string? ResolvePath(string? path, Func<string, string?>? environment = null, string? directory = null)
     {
         if (!string.IsNullOrWhiteSpace(path))
         {
             return path;
         }
 
-        var fromEnvironment = Environment.GetEnvironmentVariable(ConfigEnvironmentVariable);
+        var fromEnvironment = (environment ?? Environment.GetEnvironmentVariable)(ConfigEnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(fromEnvironment))
         {
             return fromEnvironment;
         }
 
-        return File.Exists(DefaultFileName) ? DefaultFileName : null;
+        var candidate = directory is null ? DefaultFileName : Path.Combine(directory, DefaultFileName);
+        return File.Exists(candidate) ? candidate : null;
     }
 
-    public static ConfigLoadResult Load(string? path, Func<string, string?>? environment = null)
+    /// <param name="path">The file named on the command line, if any (see <see cref="ResolvePath"/>).</param>
+    /// <param name="environment">Environment lookup for <c>SHEPHERD_CONFIG</c> and <c>${VAR}</c> (default: the process's).</param>
+    /// <param name="directory">Where to look for <c>shepherd.yaml</c> (default: the current directory).</param>
+    public static ConfigLoadResult Load(string? path, Func<string, string?>? environment = null, string? directory = null)
     {
-        var resolved = ResolvePath(path);
+        var resolved = ResolvePath(path, environment, directory);
         if (resolved is null)
         {
             return LoadYaml(DemoConfig.Yaml, "built-in demo configuration", environment);
@@ -64,22 +67,21 @@ public static class ConfigLoader
     public static ConfigLoadResult LoadYaml(string yaml, string source = "inline", Func<string, string?>? environment = null)
     {
         var problems = new List<ConfigProblem>();
-        YamlNode? root;
+        ConfigNode? root;
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            if (stream.Documents.Count > 1)
+            (root, var documents) = ConfigYaml.Parse(yaml);
+            if (documents > 1)
             {
                 problems.Add(new ConfigProblem(string.Empty, "the file holds more than one YAML document; only one is allowed"));
             }
-
-            root = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
         }
         catch (YamlException ex)
         {
             var where = ex.Start.Line > 0 ? $"line {ex.Start.Line}, column {ex.Start.Column}: " : string.Empty;
-            var message = ex.InnerException?.Message ?? ex.Message;
+
+            // Our own messages are the exception's; YamlDotNet's carry a position prefix we already show.
+            var message = ex.InnerException is YamlException inner ? inner.Message : StripPosition(ex.Message);
             problems.Add(new ConfigProblem(string.Empty, $"{where}invalid YAML: {message}"));
             return new ConfigLoadResult(null, problems, source);
         }
@@ -94,5 +96,12 @@ public static class ConfigLoader
 
         ConfigValidator.Validate(config, problems);
         return new ConfigLoadResult(config, problems, source);
+    }
+
+    /// <summary>Drops YamlDotNet's "(Line: 2, Col: 3, Idx: 10) - (Line: …): " prefix.</summary>
+    private static string StripPosition(string message)
+    {
+        var cut = message.IndexOf("): ", StringComparison.Ordinal);
+        return message.StartsWith("(Line:", StringComparison.Ordinal) && cut > 0 ? message[(cut + 3)..] : message;
     }
 }

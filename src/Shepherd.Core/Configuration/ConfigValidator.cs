@@ -29,8 +29,23 @@ public static class ConfigValidator
         }
     }
 
+    /// <summary>Checks a <c>listen</c> value (or the CLI's <c>--urls</c>): one or more http(s) URLs separated by ';'.</summary>
+    public static IReadOnlyList<ConfigProblem> ValidateListen(string listen, string path)
+    {
+        var problems = new List<ConfigProblem>();
+        ValidateListen(listen, path, problems);
+        return problems;
+    }
+
     private static void ValidateListen(string listen, string path, List<ConfigProblem> problems)
     {
+        // Empty (e.g. an unset ${VAR}) would make Kestrel fall back to its own default port without a word.
+        if (string.IsNullOrWhiteSpace(listen) || listen.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Length == 0)
+        {
+            problems.Add(new ConfigProblem(path, "must not be empty (e.g. http://127.0.0.1:8080)"));
+            return;
+        }
+
         foreach (var url in listen.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (!Uri.TryCreate(url.Replace("*", "0.0.0.0", StringComparison.Ordinal).Replace("+", "0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri) ||
@@ -81,13 +96,18 @@ public static class ConfigValidator
         {
             problems.Add(new ConfigProblem($"{path}.name", "is required"));
         }
-        else if (!IsValidName(provider.Name))
+        else
         {
-            problems.Add(new ConfigProblem($"{path}.name", $"'{provider.Name}' may only contain letters, digits, '.', '_' and '-'"));
-        }
-        else if (!names.TryAdd(provider.Name, index))
-        {
-            problems.Add(new ConfigProblem($"{path}.name", $"duplicate provider name '{provider.Name}' (also providers[{names[provider.Name]}])"));
+            if (!IsValidName(provider.Name))
+            {
+                problems.Add(new ConfigProblem($"{path}.name", $"'{provider.Name}' may only contain letters, digits, '.', '_' and '-'"));
+            }
+
+            // Registered even when malformed, so deployments that name it are not reported a second time.
+            if (!names.TryAdd(provider.Name, index))
+            {
+                problems.Add(new ConfigProblem($"{path}.name", $"duplicate provider name '{provider.Name}' (also providers[{names[provider.Name]}])"));
+            }
         }
 
         if (string.IsNullOrWhiteSpace(provider.Type))
@@ -175,14 +195,30 @@ public static class ConfigValidator
         CheckRange(c.LifetimeS, 1, 86_400, $"{path}.connections.lifetime_s", problems);
         CheckRange(c.IdleTimeoutS, 1, 86_400, $"{path}.connections.idle_timeout_s", problems);
 
-        foreach (var header in provider.Headers.Keys)
+        foreach (var (header, value) in provider.Headers)
         {
             if (string.IsNullOrWhiteSpace(header) || header.Any(ch => ch <= ' ' || ch == ':' || ch > '~'))
             {
                 problems.Add(new ConfigProblem($"{path}.headers.{header}", "is not a valid header name"));
             }
+            else if (ReservedHeaders.Contains(header))
+            {
+                problems.Add(new ConfigProblem($"{path}.headers.{header}", "is set by the gateway itself and cannot be configured"));
+            }
+
+            // A CR or LF (say, from an environment variable read from a file) would fail every upstream request.
+            if (value.Any(ch => char.IsControl(ch) && ch != '\t'))
+            {
+                problems.Add(new ConfigProblem($"{path}.headers.{header}", "the value must not contain control characters (line breaks included)"));
+            }
         }
     }
+
+    /// <summary>Headers that frame the HTTP message; the gateway's HTTP client owns them.</summary>
+    private static readonly HashSet<string> ReservedHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer", "Proxy-Connection",
+    };
 
     private static void ValidateModel(
         ModelConfig model,

@@ -9,7 +9,12 @@ internal static class ConfigCommand
     public static Command Create()
     {
         var config = ShepherdCli.ConfigOption();
-        var check = new Command("check", "Validate a configuration and print every problem with its key path.") { config };
+        var check = new Command(
+            "check",
+            "Validate a configuration without starting anything: print every error and warning with its key path; exit 1 on any error.")
+        {
+            config,
+        };
         check.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -35,7 +40,7 @@ internal static class ConfigCommand
             return 0;
         });
 
-        var command = new Command("config", "Work with the configuration.");
+        var command = new Command("config", "Work with the configuration file (see 'config check').");
         command.Subcommands.Add(check);
         return command;
     }

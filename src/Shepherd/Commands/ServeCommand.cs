@@ -1,10 +1,12 @@
 namespace Shepherd.Cli.Commands;
 
 using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
 using Shepherd.Configuration;
 using Shepherd.Server.Hosting;
 
-/// <summary><c>shepherd serve [--config FILE] [--urls URL]</c>.</summary>
+/// <summary><c>shepherd serve [--config FILE] [--urls URLS]</c>.</summary>
 internal static class ServeCommand
 {
     public static Command Create()
@@ -12,18 +14,31 @@ internal static class ServeCommand
         var config = ShepherdCli.ConfigOption();
         var urls = new Option<string?>("--urls")
         {
-            Description = $"Where to listen, e.g. http://127.0.0.1:8080 (overrides 'listen'; default {ShepherdConfig.DefaultListen}).",
+            Description = $"Where to listen, overriding 'listen' in the configuration: one or more http(s) URLs separated by ';' (e.g. http://0.0.0.0:8080). Default: the configuration's 'listen', else {ShepherdConfig.DefaultListen}.",
+            HelpName = "URLS",
         };
-        var command = new Command("serve", "Run the gateway.") { config, urls };
+        var command = new Command(
+            "serve",
+            "Run the gateway until Ctrl+C or SIGTERM (it refuses to start if the configuration has errors).")
+        {
+            config,
+            urls,
+        };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var loaded = ConfigLoader.Load(parse.GetValue(config));
-            if (!loaded.IsValid)
+            var problems = loaded.Errors.ToList();
+            var listen = parse.GetValue(urls);
+            if (listen is not null)
+            {
+                problems.AddRange(ConfigValidator.ValidateListen(listen, "--urls"));
+            }
+
+            if (!loaded.IsValid || problems.Count > 0)
             {
                 await error.WriteLineAsync($"shepherd: the configuration from {loaded.Source} has problems:");
-                foreach (var problem in loaded.Errors)
+                foreach (var problem in problems)
                 {
                     await error.WriteLineAsync($"  {problem}");
                 }
@@ -31,9 +46,14 @@ internal static class ServeCommand
                 return 1;
             }
 
+            foreach (var warning in loaded.Warnings)
+            {
+                await error.WriteLineAsync($"shepherd: warning: {warning}");
+            }
+
             var app = GatewayApp.Build(loaded.Config!, new GatewayHostOptions
             {
-                Urls = parse.GetValue(urls),
+                Urls = listen,
                 Source = loaded.Source,
                 OnGeneratedMasterKey = key =>
                 {
@@ -45,20 +65,25 @@ internal static class ServeCommand
                     error.WriteLine();
                 },
             });
-            foreach (var warning in loaded.Warnings)
-            {
-                await error.WriteLineAsync($"shepherd: warning: {warning}");
-            }
 
             try
             {
-                await app.RunAsync();
+                await app.StartAsync(cancellationToken);
+                await app.WaitForShutdownAsync(cancellationToken);
             }
             catch (IOException ex)
             {
                 // Typically "address already in use".
                 await error.WriteLineAsync($"shepherd: cannot listen: {ex.Message}");
                 return 1;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Stopped before it finished starting.
+            }
+            finally
+            {
+                await app.DisposeAsync();
             }
 
             return 0;
