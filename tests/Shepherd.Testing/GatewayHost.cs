@@ -13,9 +13,12 @@ public sealed class GatewayHost : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private GatewayHost(WebApplication app, string baseUrl, LogCapture logs)
+    private readonly string? _directory;
+
+    private GatewayHost(WebApplication app, string baseUrl, LogCapture logs, string? directory)
     {
         _app = app;
+        _directory = directory;
         BaseUrl = baseUrl;
         Logs = logs;
         Client = CreateClient(TestMasterKey);
@@ -33,12 +36,25 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Starts a gateway. The YAML needs no <c>master_key</c>: the test key is added when it is missing.</summary>
+    /// <summary>The gateway's SQLite file (a fresh temporary one unless the YAML names one).</summary>
+    public string? DatabasePath { get; private init; }
+
+    /// <summary>
+    /// Starts a gateway. The YAML needs no <c>master_key</c> (the test key is added) and no <c>storage</c>
+    /// (a fresh SQLite file in a temporary folder is used and deleted afterwards).
+    /// </summary>
     public static async Task<GatewayHost> StartAsync(string yaml, TimeProvider? time = null, Func<GatewayHostOptions, GatewayHostOptions>? configure = null)
     {
         if (!yaml.Contains("master_key:", StringComparison.Ordinal))
         {
             yaml = $"master_key: {TestMasterKey}\n{yaml}";
+        }
+
+        string? directory = null;
+        if (!yaml.Contains("storage:", StringComparison.Ordinal))
+        {
+            directory = Directory.CreateTempSubdirectory("shepherd-test-").FullName;
+            yaml = $"storage: sqlite:{Path.Combine(directory, "shepherd.db")}\n{yaml}";
         }
 
         var loaded = ConfigLoader.LoadYaml(yaml, "test", _ => null);
@@ -56,10 +72,10 @@ public sealed class GatewayHost : IAsyncDisposable
             Environment = _ => null,
         };
         options = configure?.Invoke(options) ?? options;
-        var app = GatewayApp.Build(loaded.Config!, options);
+        var app = await GatewayApp.BuildAsync(loaded.Config!, options);
         await app.StartAsync();
         var address = GatewayApp.BoundAddresses(app).First();
-        return new GatewayHost(app, address, logs);
+        return new GatewayHost(app, address, logs, directory) { DatabasePath = Storage.Sqlite.SqliteDatabase.PathFromUrl(loaded.Config!.Storage) };
     }
 
     public HttpClient CreateClient(string? key)
@@ -85,5 +101,17 @@ public sealed class GatewayHost : IAsyncDisposable
         }
 
         await _app.DisposeAsync();
+        if (_directory is not null)
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Best effort: a temp folder left behind is harmless.
+            }
+        }
     }
 }

@@ -10,6 +10,8 @@ public static class ConfigValidator
         ValidateListen(config.Listen, "listen", problems);
         ValidateServer(config.Server, problems);
         ValidateLogging(config.Logging, problems);
+        ValidateStorage(config.Storage, problems);
+        ValidateLimits(config.Limits, problems);
 
         var providerNames = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < config.Providers.Count; i++)
@@ -74,6 +76,48 @@ public static class ConfigValidator
             {
                 problems.Add(new ConfigProblem($"server.trusted_proxies[{i}]", $"'{server.TrustedProxies[i]}' is not an IP address or CIDR"));
             }
+        }
+    }
+
+    private static void ValidateStorage(string storage, List<ConfigProblem> problems)
+    {
+        if (!storage.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase) || storage.Length <= "sqlite:".Length)
+        {
+            problems.Add(new ConfigProblem("storage", $"'{storage}' is not a storage URL (expected sqlite:PATH, e.g. sqlite:./shepherd.db)"));
+        }
+    }
+
+    private static void ValidateLimits(LimitsConfig limits, List<ConfigProblem> problems)
+    {
+        if (limits.ReserveOutputTokens is < 1 or > 10_000_000)
+        {
+            problems.Add(new ConfigProblem("limits.reserve_output_tokens", "must be between 1 and 10000000"));
+        }
+
+        if (!TryFindTimeZone(limits.TimeZone, out _))
+        {
+            problems.Add(new ConfigProblem("limits.time_zone", $"unknown time zone '{limits.TimeZone}' (use an IANA id such as UTC or Europe/Berlin)"));
+        }
+    }
+
+    /// <summary>Resolves a time zone id (IANA or Windows).</summary>
+    public static bool TryFindTimeZone(string id, out TimeZoneInfo zone)
+    {
+        if (string.Equals(id, "UTC", StringComparison.OrdinalIgnoreCase))
+        {
+            zone = TimeZoneInfo.Utc;
+            return true;
+        }
+
+        try
+        {
+            zone = TimeZoneInfo.FindSystemTimeZoneById(id);
+            return true;
+        }
+        catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException or ArgumentException)
+        {
+            zone = TimeZoneInfo.Utc;
+            return false;
         }
     }
 

@@ -20,6 +20,23 @@ public sealed record ShepherdConfig
     public ServerConfig Server { get; init; } = new();
 
     public LoggingConfig Logging { get; init; } = new();
+
+    /// <summary>Where keys, spend and (later) usage are stored: <c>sqlite:PATH</c> (the embedded default).</summary>
+    public string Storage { get; init; } = DefaultStorage;
+
+    public LimitsConfig Limits { get; init; } = new();
+
+    public const string DefaultStorage = "sqlite:./shepherd.db";
+}
+
+/// <summary>How virtual-key limits and budgets count.</summary>
+public sealed record LimitsConfig
+{
+    /// <summary>Output tokens reserved (TPM and worst-case cost) for a request that sets no max_tokens, capped by the model's max_output_tokens.</summary>
+    public int ReserveOutputTokens { get; init; } = 4096;
+
+    /// <summary>Time zone of the daily and monthly budget windows (IANA id, e.g. Europe/Berlin).</summary>
+    public string TimeZone { get; init; } = "UTC";
 }
 
 /// <summary>HTTP front-end settings.</summary>

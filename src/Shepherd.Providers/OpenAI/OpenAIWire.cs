@@ -241,4 +241,58 @@ public static class OpenAIWire
         reader.Read();
         return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var value) && value > 0 ? value : 0;
     }
+
+    /// <summary>
+    /// Appends the generated text of a chunk (delta content, reasoning, refusal, tool-call arguments) to
+    /// <paramref name="sink"/>, so a stream that ends without usage can still be counted from what was relayed.
+    /// </summary>
+    public static void AppendDeltaText(ReadOnlySpan<byte> chunk, Shared.PooledBuffer sink)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(chunk);
+            var depth = 0;
+            var take = false;
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                    case JsonTokenType.StartArray:
+                        depth++;
+                        break;
+                    case JsonTokenType.EndObject:
+                    case JsonTokenType.EndArray:
+                        depth--;
+                        break;
+                    case JsonTokenType.PropertyName:
+                        // Only inside choices[].delta (depth ≥ 4): content, reasoning, refusal, arguments.
+                        take = depth >= 4 && (reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("reasoning_content"u8) ||
+                                              reader.ValueTextEquals("refusal"u8) || reader.ValueTextEquals("arguments"u8) ||
+                                              reader.ValueTextEquals("reasoning"u8));
+                        break;
+                    case JsonTokenType.String when take:
+                        if (reader.ValueIsEscaped)
+                        {
+                            var span = sink.GetSpan(reader.ValueSpan.Length);
+                            sink.Advance(reader.CopyString(span));
+                        }
+                        else
+                        {
+                            sink.Write(reader.ValueSpan);
+                        }
+
+                        take = false;
+                        break;
+                    default:
+                        take = false;
+                        break;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            // A malformed chunk was already turned into an error event; nothing to count.
+        }
+    }
 }

@@ -1,10 +1,14 @@
 namespace Shepherd.Server.Endpoints;
 
+using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
+using Shepherd.Accounting;
 using Shepherd.Chat;
 using Shepherd.Errors;
+using Shepherd.Limits;
+using Shepherd.Providers.OpenAI;
+using Shepherd.Providers.Shared;
 using Shepherd.Routing;
 using Shepherd.Server.Hosting;
 using Shepherd.Server.Http;
@@ -12,21 +16,37 @@ using Shepherd.Server.Logging;
 using Shepherd.Server.Streaming;
 
 /// <summary>
-/// <c>POST /v1/chat/completions</c>: authenticate → read and validate → resolve the model → execute → write.
+/// <c>POST /v1/chat/completions</c>, in this order: authenticate (401) → client address (403) → read and validate (400,
+/// 413, 415) → resolve the model (404) → model access (403) → rate limits and money, reserved atomically (429) →
+/// execute → write → settle the reservation with the real usage and cost.
 /// </summary>
 public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 {
     public async Task HandleAsync(HttpContext context)
     {
         var request = RequestContext.Get(context);
-        var caller = gateway.Authenticator.Authenticate(Auth.BearerToken.From(context.Request));
-        if (caller.Error is not null)
+        var auth = gateway.Authenticator.Authenticate(Auth.BearerToken.From(context.Request));
+        if (auth.Caller is not { } caller)
         {
-            await ErrorResponses.WriteAsync(context, caller.Error);
+            await ErrorResponses.WriteAsync(context, auth.Error!);
             return;
         }
 
-        request.Caller = caller.Caller;
+        request.Caller = caller;
+        if (caller.Key is { } key)
+        {
+            if (Admission.CheckAddress(caller, gateway.ClientAddress.Resolve(context)) is { } addressError)
+            {
+                await ErrorResponses.WriteAsync(context, addressError);
+                return;
+            }
+
+            if (key.Record.Rpm is not null || key.Record.Tpm is not null)
+            {
+                RateLimitHeaders.Write(context.Response, gateway.Limiter.Peek(key));
+            }
+        }
+
         if (RequestBody.CheckContentType(context.Request) is { } contentTypeError)
         {
             await ErrorResponses.WriteAsync(context, contentTypeError);
@@ -58,7 +78,13 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
             if (!gateway.Catalog.TryResolve(chat.Model, out var model))
             {
-                await ErrorResponses.WriteAsync(context, ModelNotFound(chat.Model));
+                await ErrorResponses.WriteAsync(context, ModelNotFound(chat.Model, caller));
+                return;
+            }
+
+            if (Admission.CheckModel(caller, model) is { } modelError)
+            {
+                await ErrorResponses.WriteAsync(context, modelError);
                 return;
             }
 
@@ -69,20 +95,41 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 return;
             }
 
-            if (chat.Stream)
+            var decision = await gateway.Admission.AdmitAsync(caller, chat, model, context.RequestAborted);
+            if (caller.Key is { } limited && (limited.Record.Rpm is not null || limited.Record.Tpm is not null))
             {
-                await StreamAsync(context, request, chat, model);
+                RateLimitHeaders.Write(context.Response, decision.Snapshot);
             }
-            else
+
+            if (!decision.Allowed)
             {
-                await CompleteAsync(context, request, chat, model);
+                await ErrorResponses.WriteAsync(context, decision.Error!);
+                return;
+            }
+
+            request.Lease = decision.Lease;
+            try
+            {
+                if (chat.Stream)
+                {
+                    await StreamAsync(context, request, chat, model);
+                }
+                else
+                {
+                    await CompleteAsync(context, request, chat, model);
+                }
+            }
+            finally
+            {
+                // Also for failures and abandoned streams: the reservation is released and what was used is charged.
+                await gateway.Admission.SettleAsync(request.Lease, request.Usage, request.Cost);
             }
         }
     }
 
-    private GatewayError ModelNotFound(string name)
+    private GatewayError ModelNotFound(string name, Security.Caller caller)
     {
-        var closest = gateway.Catalog.Closest(name);
+        var closest = gateway.Catalog.Closest(name, visible: m => caller.Key?.Models.Allows(m) ?? true);
         var hint = closest.Count > 0 ? $" Did you mean {string.Join(", ", closest.Select(c => $"'{c}'"))}?" : string.Empty;
         var shown = name.Length > 100 ? name[..100] + "…" : name;
         return GatewayError.NotFound($"The model '{shown}' does not exist or you do not have access to it.{hint}", "model_not_found") with { Param = "model" };
@@ -101,7 +148,17 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         }
 
         using var completion = execution.Value!;
-        request.Usage = completion.Usage;
+        var usage = completion.Usage;
+        if (completion.UsageMissing)
+        {
+            using var text = new PooledBuffer(1024);
+            OpenAIWire.AppendDeltaText(completion.Json.Span, text);
+            usage = new Usage(gateway.Estimator.EstimatePrompt(chat), gateway.Estimator.Count(text.WrittenSpan));
+            request.UsageEstimated = true;
+        }
+
+        request.Usage = usage;
+        request.Cost = Pricing.Cost(usage, execution.Route!.Model.Config.Price);
         if (gateway.LogBodies)
         {
             Log.ResponseBody(gateway.Logger, request.RequestId, Encoding.UTF8.GetString(completion.Json.Span));
@@ -111,6 +168,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json";
         response.ContentLength = completion.Json.Length;
+        response.Headers["x-shepherd-cost-usd"] = request.Cost.ToString(CultureInfo.InvariantCulture);
         await response.Body.WriteAsync(completion.Json, context.RequestAborted);
     }
 
@@ -147,10 +205,11 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         SseWriter.Start(context);
         var writer = context.Response.BodyWriter;
         var cancellation = context.RequestAborted;
-        var usage = default(Usage);
+        Usage? usage = null;
+        PooledBuffer? relayed = null;
         try
         {
-            do
+            while (true)
             {
                 var current = stream.Current;
                 if (current.Kind == StreamEventKind.Error)
@@ -169,26 +228,50 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 {
                     usage = chunkUsage;
                 }
+                else if (current.HasContent && usage is null)
+                {
+                    // Kept in case the stream ends without usage (abandoned or dropped): then it is counted.
+                    relayed ??= new PooledBuffer(1024);
+                    OpenAIWire.AppendDeltaText(current.Json.Span, relayed);
+                }
 
                 // The gateway always asks for usage; the usage chunk reaches the client only if it asked too.
                 if (!current.IsUsageOnly || chat.IncludeUsage)
                 {
                     SseWriter.WriteData(writer, current.Json.Span);
-                    if (!stream.HasBufferedEvent)
-                    {
-                        await SseWriter.FlushAsync(writer, cancellation);
-                    }
+                }
+
+                // Flush only when the next event is not already at hand, so bursts go out in one write.
+                var next = stream.MoveNextAsync();
+                if (!next.IsCompleted)
+                {
+                    await SseWriter.FlushAsync(writer, cancellation);
+                }
+
+                if (!await next)
+                {
+                    break;
                 }
             }
-            while (await stream.MoveNextAsync());
 
             SseWriter.WriteDone(writer);
             await SseWriter.FlushAsync(writer, cancellation);
         }
         finally
         {
-            // Also when the client went away mid-stream: whatever usage was seen is still accounted.
-            request.Usage = usage;
+            // Also when the client went away mid-stream: what was generated is accounted.
+            if (usage is { } reported)
+            {
+                request.Usage = reported;
+            }
+            else
+            {
+                request.Usage = new Usage(gateway.Estimator.EstimatePrompt(chat), relayed is null ? 0 : gateway.Estimator.Count(relayed.WrittenSpan));
+                request.UsageEstimated = true;
+            }
+
+            relayed?.Dispose();
+            request.Cost = Pricing.Cost(request.Usage, execution.Route!.Model.Config.Price);
         }
     }
 
@@ -211,6 +294,6 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         headers["x-shepherd-model"] = route.Model.Name;
         headers["x-shepherd-provider"] = route.Deployment.Provider.Name;
         headers["x-shepherd-deployment"] = route.Deployment.Id;
-        headers["x-shepherd-attempts"] = route.Attempts == 1 ? "1" : route.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers["x-shepherd-attempts"] = route.Attempts == 1 ? "1" : route.Attempts.ToString(CultureInfo.InvariantCulture);
     }
 }

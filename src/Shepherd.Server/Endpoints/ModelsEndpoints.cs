@@ -23,8 +23,14 @@ public sealed class ModelsEndpoints(GatewayServices gateway)
             w.WriteStartObject();
             w.WriteString("object"u8, "list"u8);
             w.WriteStartArray("data"u8);
+            var key = RequestContext.Get(context).Caller?.Key;
             foreach (var model in gateway.Catalog.Models)
             {
+                if (key is not null && !key.Models.Allows(model))
+                {
+                    continue;
+                }
+
                 WriteModel(w, model);
             }
 
@@ -40,7 +46,8 @@ public sealed class ModelsEndpoints(GatewayServices gateway)
             return;
         }
 
-        if (!gateway.Catalog.TryResolve(id, out var model))
+        var caller = RequestContext.Get(context).Caller;
+        if (!gateway.Catalog.TryResolve(id, out var model) || caller?.Key?.Models.Allows(model) == false)
         {
             var shown = id.Length > 100 ? id[..100] + "…" : id;
             await ErrorResponses.WriteAsync(context, GatewayError.NotFound($"The model '{shown}' does not exist or you do not have access to it.", "model_not_found") with { Param = "model" });
@@ -60,6 +67,12 @@ public sealed class ModelsEndpoints(GatewayServices gateway)
         }
 
         RequestContext.Get(context).Caller = caller.Caller;
+        if (caller.Caller!.Key is { } key && !key.AllowsAddress(gateway.ClientAddress.Resolve(context)))
+        {
+            await ErrorResponses.WriteAsync(context, Limits.Admission.CheckAddress(caller.Caller, null)!);
+            return false;
+        }
+
         return true;
     }
 

@@ -8,7 +8,12 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Shepherd.Accounting;
 using Shepherd.Configuration;
+using Shepherd.Keys;
+using Shepherd.Limits;
+using Shepherd.Server.Admin;
+using Shepherd.Storage.Sqlite;
 using Shepherd.Health;
 using Shepherd.Providers;
 using Shepherd.Routing;
@@ -42,7 +47,16 @@ public sealed record GatewayHostOptions
 /// <summary>Builds the gateway: services, Kestrel, middleware and endpoints.</summary>
 public static class GatewayApp
 {
-    public static WebApplication Build(ShepherdConfig config, GatewayHostOptions? options = null)
+    /// <summary>Builds the gateway and prepares its storage (migrations, keys loaded into memory) before it listens.</summary>
+    public static async Task<WebApplication> BuildAsync(ShepherdConfig config, GatewayHostOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var app = Build(config, options);
+        await app.Services.GetRequiredService<SqliteDatabase>().MigrateAsync(cancellationToken);
+        await app.Services.GetRequiredService<KeyService>().LoadAsync(cancellationToken);
+        return app;
+    }
+
+    private static WebApplication Build(ShepherdConfig config, GatewayHostOptions? options)
     {
         options ??= new GatewayHostOptions();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -63,7 +77,7 @@ public static class GatewayApp
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton(new MasterKey(masterKeyText, generated));
-        builder.Services.AddSingleton<ICallerAuthenticator, MasterKeyAuthenticator>();
+        AddKeysAndLimits(builder.Services, config, time);
         builder.Services.AddSingleton(_ => config.Providers.ToDictionary(
             p => p.Name,
             p => new ProviderHandle(ProviderFactory.Create(p, time), new UpstreamKeyRing(p.ApiKeys)),
@@ -71,6 +85,7 @@ public static class GatewayApp
         builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time));
         builder.Services.AddSingleton(_ => new ProviderStatusBoard(config.Providers.Select(p => (p.Name, p.Type)), time));
         builder.Services.AddSingleton<ChatExecutor>();
+        builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));
         builder.Services.AddSingleton<GatewayServices>();
 
         var app = builder.Build();
@@ -106,6 +121,27 @@ public static class GatewayApp
         return app;
     }
 
+    /// <summary>Keys (SQLite store, in-memory registry), the limiter, admission and the spend ledger.</summary>
+    private static void AddKeysAndLimits(IServiceCollection services, ShepherdConfig config, TimeProvider time)
+    {
+        ConfigValidator.TryFindTimeZone(config.Limits.TimeZone, out var zone);
+        var calendar = new BudgetCalendar(zone);
+        services.AddSingleton(calendar);
+        services.AddSingleton(new SqliteDatabase(SqliteDatabase.PathFromUrl(config.Storage)));
+        services.AddSingleton<SqliteKeyStore>();
+        services.AddSingleton<IKeyStore>(sp => sp.GetRequiredService<SqliteKeyStore>());
+        services.AddSingleton<ISpendStore>(sp => sp.GetRequiredService<SqliteKeyStore>());
+        services.AddSingleton<SpendLedger>();
+        services.AddHostedService(sp => sp.GetRequiredService<SpendLedger>());
+        services.AddSingleton<KeyRegistry>();
+        services.AddSingleton<ICallerAuthenticator>(sp => sp.GetRequiredService<KeyRegistry>());
+        services.AddSingleton<KeyService>();
+        services.AddSingleton(sp => new InMemoryLimiter(time, calendar, sp.GetRequiredService<SpendLedger>()));
+        services.AddSingleton<ILimiter>(sp => sp.GetRequiredService<InMemoryLimiter>());
+        services.AddSingleton(TokenEstimator.Default);
+        services.AddSingleton(sp => new Admission(sp.GetRequiredService<ILimiter>(), sp.GetRequiredService<TokenEstimator>(), config.Limits.ReserveOutputTokens));
+    }
+
     private static void MapEndpoints(WebApplication app, GatewayServices gateway)
     {
         var chat = new ChatCompletionsEndpoint(gateway);
@@ -116,6 +152,22 @@ public static class GatewayApp
         v1.MapPost("/chat/completions", chat.HandleAsync);
         v1.MapGet("/models", models.ListAsync);
         v1.MapGet("/models/{**id}", (HttpContext context, string id) => models.GetAsync(context, id));
+
+        var admin = new AdminKeysEndpoints(
+            app.Services.GetRequiredService<KeyService>(),
+            gateway.Authenticator,
+            app.Services.GetRequiredService<TimeProvider>(),
+            gateway.Options.MaxBodyBytes);
+        var keys = app.MapGroup("/admin/keys");
+        keys.MapPost("", admin.CreateAsync);
+        keys.MapGet("", admin.ListAsync);
+        keys.MapGet("/{id}", (HttpContext context, string id) => admin.GetAsync(context, id));
+        keys.MapPatch("/{id}", (HttpContext context, string id) => admin.UpdateAsync(context, id));
+        keys.MapDelete("/{id}", (HttpContext context, string id) => admin.RevokeAsync(context, id));
+        keys.MapPost("/{id}/revoke", (HttpContext context, string id) => admin.RevokeAsync(context, id));
+        keys.MapPost("/{id}/topup", (HttpContext context, string id) => admin.TopUpAsync(context, id));
+        keys.MapGet("/{id}/usage", (HttpContext context, string id) => admin.UsageAsync(context, id));
+        app.MapGet("/admin/openapi.json", AdminOpenApi.WriteAsync);
 
         app.MapGet("/health", HealthEndpoints.LiveAsync);
         app.MapGet("/health/live", HealthEndpoints.LiveAsync);

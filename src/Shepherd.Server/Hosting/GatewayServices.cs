@@ -2,7 +2,10 @@ namespace Shepherd.Server.Hosting;
 
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using Shepherd.Accounting;
 using Shepherd.Configuration;
+using Shepherd.Limits;
+using Shepherd.Server.Http;
 using Shepherd.Health;
 using Shepherd.Routing;
 using Shepherd.Security;
@@ -14,6 +17,10 @@ public sealed class GatewayServices(
     ChatExecutor executor,
     ICallerAuthenticator authenticator,
     ProviderStatusBoard status,
+    Admission admission,
+    InMemoryLimiter limiter,
+    TokenEstimator estimator,
+    ClientAddress clientAddress,
     ILoggerFactory loggers)
 {
     public static readonly string Version =
@@ -30,6 +37,15 @@ public sealed class GatewayServices(
     public ICallerAuthenticator Authenticator { get; } = authenticator;
 
     public ProviderStatusBoard Status { get; } = status;
+
+    public Admission Admission { get; } = admission;
+
+    /// <summary>The limiter, for the rate-limit headers of responses that reserved nothing.</summary>
+    public InMemoryLimiter Limiter { get; } = limiter;
+
+    public TokenEstimator Estimator { get; } = estimator;
+
+    public ClientAddress ClientAddress { get; } = clientAddress;
 
     public ILogger Logger { get; } = loggers.CreateLogger("Shepherd.Requests");
 

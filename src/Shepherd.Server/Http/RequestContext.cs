@@ -3,6 +3,7 @@ namespace Shepherd.Server.Http;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Shepherd.Chat;
+using Shepherd.Limits;
 using Shepherd.Routing;
 using Shepherd.Security;
 
@@ -24,6 +25,15 @@ public sealed class RequestContext
     public void SetRoute(RouteInfo route) => Route = route;
 
     public Usage Usage { get; set; }
+
+    /// <summary>The usage was counted by the gateway because the provider reported none.</summary>
+    public bool UsageEstimated { get; set; }
+
+    /// <summary>What the request cost, in USD, at the served model's price.</summary>
+    public decimal Cost { get; set; }
+
+    /// <summary>The reservation against the key's limits; settled when the request ends.</summary>
+    public LimitLease Lease { get; set; }
 
     public bool Streamed { get; set; }
 

@@ -51,7 +51,7 @@ internal static class ServeCommand
                 await error.WriteLineAsync($"shepherd: warning: {warning}");
             }
 
-            var app = GatewayApp.Build(loaded.Config!, new GatewayHostOptions
+            var app = await GatewayApp.BuildAsync(loaded.Config!, new GatewayHostOptions
             {
                 Urls = listen,
                 Source = loaded.Source,
