@@ -34,6 +34,7 @@ public static class ShepherdCli
         root.Options.Add(version);
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
+        root.Subcommands.Add(KeysCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
@@ -43,7 +44,7 @@ public static class ShepherdCli
             }
 
             // No command: say so, show what there is, and fail, so a script that forgot the command notices.
-            parse.InvocationConfiguration.Error.WriteLine($"{Name}: a command is required (serve or config).");
+            parse.InvocationConfiguration.Error.WriteLine($"{Name}: a command is required (serve, config or keys).");
             helpAction.Invoke(parse);
             return 1;
         });
@@ -86,10 +87,12 @@ public static class ShepherdCli
                   {Name} serve                              Start with ${ConfigLoader.ConfigEnvironmentVariable}, else ./{ConfigLoader.DefaultFileName}, else the demo.
                   {Name} serve -c /etc/shepherd.yaml --urls http://0.0.0.0:8080
                   {Name} config check -c shepherd.yaml      Print every problem in a configuration; exit 1 if there is one.
+                  {Name} keys create --name app --rpm 60 --daily-budget 5   Create a virtual key (admin API of a running gateway).
 
                 Environment:
                   {ConfigLoader.ConfigEnvironmentVariable,-24}The configuration file, when --config is not given.
-                  {ConfigLoader.MasterKeyEnvironmentVariable,-24}The master key, when the configuration sets none.
+                  {ConfigLoader.MasterKeyEnvironmentVariable,-24}The master key, when the configuration sets none; 'keys' sends it to the admin API.
+                  {"SHEPHERD_URL",-24}The gateway 'keys' talks to (default http://127.0.0.1:8080).
                   {"${VAR} in the config",-24}Any configuration value may reference an environment variable.
 
                 Exit codes: 0 success, 1 invalid configuration, failed start-up or bad usage.

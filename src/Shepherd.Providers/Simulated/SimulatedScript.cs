@@ -39,7 +39,8 @@ public static class SimulatedScript
             }
         }
 
-        var promptTokens = config.PromptTokens ?? Math.Max(1, (request.TextBytes + 3) / 4 + (3 * request.MessageCount));
+        // Counted like the gateway counts (o200k_base), so reservations and reported usage agree exactly.
+        var promptTokens = config.PromptTokens ?? Accounting.TokenEstimator.Default.EstimatePrompt(request);
         var seed = Hash(model, lastUser, request.Seed ?? 0);
         var choices = new List<Plan>(request.N);
         for (var i = 0; i < request.N; i++)

@@ -18,15 +18,18 @@ public sealed class HealthEndpoints(GatewayServices gateway)
         return context.Response.Body.WriteAsync(Live).AsTask();
     }
 
-    public Task ReadyAsync(HttpContext context) =>
-        ModelsEndpoints.WriteJsonAsync(context, w =>
+    public async Task ReadyAsync(HttpContext context)
+    {
+        // Not ready only when the gateway itself cannot serve: its storage does not answer.
+        var storageOk = await gateway.Storage.PingAsync(context.RequestAborted);
+        await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();
-            w.WriteString("status"u8, "ready"u8);
+            w.WriteString("status"u8, storageOk ? "ready"u8 : "not_ready"u8);
             w.WriteString("version"u8, GatewayServices.Version);
             w.WriteStartObject("checks"u8);
             w.WriteString("config"u8, "loaded"u8);
-            w.WriteString("storage"u8, gateway.StorageStatus());
+            w.WriteString("storage"u8, storageOk ? "ok"u8 : "unreachable"u8);
             w.WriteEndObject();
             w.WriteNumber("models"u8, gateway.Catalog.Models.Count);
             w.WriteStartArray("providers"u8);
@@ -69,5 +72,6 @@ public sealed class HealthEndpoints(GatewayServices gateway)
 
             w.WriteEndArray();
             w.WriteEndObject();
-        });
+        }, storageOk ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+    }
 }

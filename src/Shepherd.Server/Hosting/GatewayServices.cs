@@ -21,6 +21,7 @@ public sealed class GatewayServices(
     InMemoryLimiter limiter,
     TokenEstimator estimator,
     ClientAddress clientAddress,
+    Storage.Sqlite.SqliteDatabase storage,
     ILoggerFactory loggers)
 {
     public static readonly string Version =
@@ -51,6 +52,6 @@ public sealed class GatewayServices(
 
     public bool LogBodies => Config.Logging.Bodies;
 
-    /// <summary>Storage readiness; the embedded default has nothing to check yet.</summary>
-    public string StorageStatus() => "none";
+    /// <summary>The embedded database, pinged by readiness.</summary>
+    public Storage.Sqlite.SqliteDatabase Storage { get; } = storage;
 }

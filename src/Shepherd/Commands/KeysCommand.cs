@@ -227,7 +227,15 @@ internal static class KeysCommand
             }
             else
             {
-                render(AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.Detect, ColorSystem = ColorSystemSupport.Detect }));
+                var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.Detect, ColorSystem = ColorSystemSupport.Detect });
+
+                // Piped output has no terminal width: keep rows whole rather than wrapping ids.
+                if (Console.IsOutputRedirected || output != Console.Out)
+                {
+                    console.Profile.Width = 200;
+                }
+
+                render(console);
             }
 
             return 0;

@@ -243,12 +243,15 @@ public sealed class SimulatedScriptTests
     }
 
     [Fact]
-    public void Build_PromptTokens_GrowWithTheMessages()
+    public void Build_PromptTokens_CountedLikeTheGatewayEstimate()
     {
-        var (_, small) = SimulatedScript.Build(Parse("""{"model":"m","messages":[{"role":"user","content":"hi"}]}"""), "sim", Config);
-        var (_, large) = SimulatedScript.Build(Parse($$"""{"model":"m","messages":[{"role":"user","content":"{{new string('x', 4000)}}"}]}"""), "sim", Config);
+        var smallRequest = Parse("""{"model":"m","messages":[{"role":"user","content":"hi"}]}""");
+        var largeRequest = Parse($$"""{"model":"m","messages":[{"role":"user","content":"{{string.Join(' ', Enumerable.Range(0, 1000).Select(i => $"word{i}"))}}"}]}""");
+        var (_, small) = SimulatedScript.Build(smallRequest, "sim", Config);
+        var (_, large) = SimulatedScript.Build(largeRequest, "sim", Config);
 
-        Assert.True(small > 0);
+        Assert.Equal(Shepherd.Accounting.TokenEstimator.Default.EstimatePrompt(smallRequest), small);
+        Assert.Equal(Shepherd.Accounting.TokenEstimator.Default.EstimatePrompt(largeRequest), large);
         Assert.True(large >= 1000, $"prompt tokens {large}");
     }
 
