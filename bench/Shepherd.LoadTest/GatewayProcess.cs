@@ -30,6 +30,7 @@ public sealed class GatewayProcess : IAsyncDisposable
             listen: {url}
             master_key: {MasterKey}
             logging: {"{"} level: warning, requests: {(logRequests ? "true" : "false")} {"}"}
+            storage: sqlite:{Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}
             providers:
               - name: bench
                 type: openai
@@ -37,6 +38,7 @@ public sealed class GatewayProcess : IAsyncDisposable
                 api_keys: [ sk-bench-upstream ]
             models:
               - name: bench-model
+                price: {"{"} input: 2.00, output: 8.00 {"}"}
                 deployments:
             {deploymentLines}
             """);
@@ -79,6 +81,21 @@ public sealed class GatewayProcess : IAsyncDisposable
 
         process.Kill();
         throw new InvalidOperationException("The gateway did not start.");
+    }
+
+    /// <summary>Creates a virtual key with every limit set, high enough never to refuse during the run.</summary>
+    public async Task<string> CreateVirtualKeyAsync()
+    {
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MasterKey);
+        using var content = new StringContent(
+            """{"name":"bench","allowed_models":["bench-*"],"ip_allowlist":["127.0.0.0/8","::1"],"rpm":1000000,"tpm":2000000000,"max_parallel":100000,"daily_budget":1000000,"monthly_budget":1000000,"total_budget":1000000,"credit_balance":1000000}""",
+            System.Text.Encoding.UTF8,
+            "application/json");
+        var response = await client.PostAsync($"{Url}/admin/keys", content);
+        response.EnsureSuccessStatusCode();
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return json.RootElement.GetProperty("key").GetString()!;
     }
 
     /// <summary>CPU time the gateway process has used so far.</summary>

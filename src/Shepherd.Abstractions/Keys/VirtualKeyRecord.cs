@@ -53,5 +53,5 @@ public sealed record VirtualKeyRecord
 /// <summary>Spend of one key in the current windows, as persisted.</summary>
 public sealed record KeySpend(string KeyId, decimal Today, decimal ThisMonth, decimal Total);
 
-/// <summary>Money actually spent by one request, applied to a key's counters and balance.</summary>
-public readonly record struct SpendDelta(string KeyId, DateOnly Day, decimal Amount, bool DebitCredit);
+/// <summary>Money spent by a key on one day: added to its day, month and total, and <paramref name="Credit"/> taken off its balance.</summary>
+public readonly record struct SpendDelta(string KeyId, DateOnly Day, decimal Amount, decimal Credit);

@@ -1,43 +1,37 @@
 namespace Shepherd.Accounting;
 
-using System.Threading.Channels;
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Shepherd.Keys;
 using Shepherd.Limits;
 
 /// <summary>
-/// Persists what settled requests spent, behind the request path: deltas are queued in memory and written in
-/// batches (one transaction each). A failed write is retried with the same batch; shutdown flushes what is queued.
+/// Persists what keys spent, behind the request path. Settlement only adds to a key's in-memory counters; every
+/// 250 ms the ledger takes each key's unsaved spend and writes one row per key in one transaction — so the write
+/// load follows the number of active keys, not the request rate. A failed write is retried; shutdown flushes.
 /// </summary>
 /// <remarks>The in-memory counters are the truth while the process runs; the store is how they survive a restart.
-/// A crash loses at most the last batch interval (≈250 ms) of spend counters.</remarks>
-public sealed partial class SpendLedger(ISpendStore store, ILogger<SpendLedger> logger) : BackgroundService, ISpendRecorder
+/// A crash loses at most the last interval (≈250 ms) of spend counters.</remarks>
+public sealed partial class SpendLedger(ISpendStore store, KeyRegistry registry, ILogger<SpendLedger> logger) : BackgroundService, ISpendRecorder
 {
-    private const int BatchSize = 512;
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
 
-    private readonly Channel<SpendDelta> _queue = Channel.CreateUnbounded<SpendDelta>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly List<SpendDelta> _batch = new(BatchSize);
-    private long _pending;
+    private readonly ConcurrentQueue<SpendDelta> _spilled = new();
+    private readonly List<SpendDelta> _batch = [];
+    private readonly SemaphoreSlim _writing = new(1, 1);
 
-    /// <summary>Deltas queued and not yet written.</summary>
-    public long Pending => Interlocked.Read(ref _pending);
-
-    public void Record(SpendDelta delta)
-    {
-        Interlocked.Increment(ref _pending);
-        _queue.Writer.TryWrite(delta);
-    }
+    /// <summary>Takes the rest of an ended day (rare: once per key per day).</summary>
+    public void Record(SpendDelta delta) => _spilled.Enqueue(delta);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var timer = new PeriodicTimer(Interval);
         try
         {
-            while (await _queue.Reader.WaitToReadAsync(stoppingToken))
+            while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await WriteAvailableAsync(stoppingToken);
-                await Task.Delay(Interval, stoppingToken);
+                await FlushAsync(stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -45,49 +39,48 @@ public sealed partial class SpendLedger(ISpendStore store, ILogger<SpendLedger> 
         }
     }
 
-    /// <summary>Writes everything queued now (used at shutdown and by tests).</summary>
-    public Task FlushAsync(CancellationToken cancellationToken) => WriteAvailableAsync(cancellationToken);
-
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
         try
         {
-            await WriteAvailableAsync(cancellationToken);
+            await FlushAsync(cancellationToken);
         }
         catch (OperationCanceledException)
         {
-            // The shutdown timeout won; what is still queued is lost (and was logged as failing).
+            // The shutdown timeout won; what is unsaved is lost (and was logged as failing).
         }
     }
 
-    private readonly SemaphoreSlim _writing = new(1, 1);
-
-    private async Task WriteAvailableAsync(CancellationToken cancellationToken)
+    /// <summary>Saves everything unsaved now (also used by tests).</summary>
+    public async Task FlushAsync(CancellationToken cancellationToken)
     {
-        await _writing.WaitAsync(CancellationToken.None);
+        await _writing.WaitAsync(cancellationToken);
         try
         {
-            while (true)
+            while (_spilled.TryDequeue(out var delta))
             {
-                while (_batch.Count < BatchSize && _queue.Reader.TryRead(out var delta))
-                {
-                    _batch.Add(delta);
-                }
+                _batch.Add(delta);
+            }
 
-                if (_batch.Count == 0)
+            foreach (var key in registry.All)
+            {
+                if (key.Runtime.TakeUnsaved(out var day, out var spend, out var credit))
                 {
-                    return;
+                    _batch.Add(new SpendDelta(key.Id, day, spend, credit));
                 }
+            }
 
+            while (_batch.Count > 0)
+            {
                 try
                 {
                     await store.ApplyAsync(_batch, CancellationToken.None);
-                    Interlocked.Add(ref _pending, -_batch.Count);
                     _batch.Clear();
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
+                    // The batch stays and is written with the next one; nothing is lost while the process lives.
                     LogWriteFailed(logger, ex, _batch.Count);
                     await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
                 }
@@ -99,6 +92,6 @@ public sealed partial class SpendLedger(ISpendStore store, ILogger<SpendLedger> 
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Writing {Count} spend record(s) failed; retrying")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Saving the spend of {Count} key(s) failed; retrying")]
     private static partial void LogWriteFailed(ILogger logger, Exception exception, int count);
 }

@@ -7,9 +7,7 @@ namespace Shepherd.Limits;
 public sealed class BudgetCalendar
 {
     private readonly TimeZoneInfo _zone;
-    private readonly object _gate = new();
-    private long _nextBoundaryTicks;
-    private DateOnly _today;
+    private DayWindow? _current;
 
     public BudgetCalendar(TimeZoneInfo zone)
     {
@@ -23,27 +21,20 @@ public sealed class BudgetCalendar
     /// <summary>The budget day of <paramref name="now"/>.</summary>
     public DateOnly Today(DateTimeOffset now)
     {
-        if (now.UtcTicks < Volatile.Read(ref _nextBoundaryTicks))
+        // One immutable window read atomically: valid only while "now" is inside it (clocks may also go back).
+        var window = Volatile.Read(ref _current);
+        var ticks = now.UtcTicks;
+        if (window is not null && ticks >= window.StartTicks && ticks < window.EndTicks)
         {
-            return _today;
+            return window.Day;
         }
 
-        lock (_gate)
-        {
-            var local = TimeZoneInfo.ConvertTime(now, _zone);
-            var day = DateOnly.FromDateTime(local.DateTime);
-            var next = NextDayStart(day);
-
-            // Only cache when "now" is in the current day (a fake clock may go back in tests).
-            if (now < next && now >= StartOf(day))
-            {
-                _today = day;
-                Volatile.Write(ref _nextBoundaryTicks, next.UtcTicks);
-            }
-
-            return day;
-        }
+        var day = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, _zone).DateTime);
+        Volatile.Write(ref _current, new DayWindow(day, StartOf(day).UtcTicks, NextDayStart(day).UtcTicks));
+        return day;
     }
+
+    private sealed record DayWindow(DateOnly Day, long StartTicks, long EndTicks);
 
     /// <summary>When the budget day containing <paramref name="day"/> ends.</summary>
     public DateTimeOffset NextDayStart(DateOnly day) => StartOf(day.AddDays(1));

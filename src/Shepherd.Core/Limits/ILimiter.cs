@@ -63,7 +63,7 @@ public readonly struct LimitLease
 
     public KeyEntry? Key { get; }
 
-    /// <summary>Position of the TPM reservation in the key's token log (-1 when the key has no TPM limit).</summary>
+    /// <summary>The second whose TPM bucket holds the reservation (-1 when the key has no TPM limit).</summary>
     public long TokenSequence { get; }
 
     public long Tokens { get; }

@@ -4,7 +4,10 @@ using System.Globalization;
 using Shepherd.Errors;
 using Shepherd.Keys;
 
-/// <summary>Receives the money each settled request spent, to persist it behind the request path.</summary>
+/// <summary>
+/// Receives spend that cannot wait in a key's counters for the next save: the rest of a day that just ended.
+/// (Ordinary spend is summed per key and day in <see cref="KeyRuntime"/>, and saved by the ledger in one row per key.)
+/// </summary>
 public interface ISpendRecorder
 {
     void Record(SpendDelta delta);
@@ -89,7 +92,7 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
         var runtime = key.Runtime;
         var now = time.GetUtcNow();
         var today = calendar.Today(now);
-        var debit = false;
+        SpendDelta? spilled = null;
         lock (runtime.Gate)
         {
             if (lease.Counted)
@@ -97,11 +100,16 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
                 runtime.InFlight--;
             }
 
-            if (lease.TokenSequence >= runtime.TokenHead && lease.TokenSequence < runtime.TokenTail)
+            // Correct the reservation in its bucket, unless that second has already left the window.
+            if (lease.TokenSequence >= 0)
             {
-                ref var entry = ref runtime.TokenLog[lease.TokenSequence % runtime.TokenLog.Length];
-                runtime.TokenSum += actualTokens - entry.Tokens;
-                entry.Tokens = actualTokens;
+                var slot = (int)(lease.TokenSequence % KeyRuntime.TokenBuckets);
+                if (runtime.TokenBucketSecond[slot] == lease.TokenSequence)
+                {
+                    var corrected = Math.Max(0, runtime.TokenBucket[slot] + actualTokens - lease.Tokens);
+                    runtime.TokenSum += corrected - runtime.TokenBucket[slot];
+                    runtime.TokenBucket[slot] = corrected;
+                }
             }
 
             RollWindows(runtime, today);
@@ -111,17 +119,36 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
                 runtime.SpentToday += actualCost;
                 runtime.SpentThisMonth += actualCost;
                 runtime.SpentTotal += actualCost;
-                if (runtime.Credit is not null)
+                var debit = runtime.Credit is not null;
+                if (debit)
                 {
                     runtime.Credit -= actualCost;
-                    debit = true;
+                }
+
+                // Summed per key and day until the ledger saves it: one row per key per save, not one per request.
+                if (runtime.UnsavedDay != today)
+                {
+                    if (runtime.UnsavedSpend != 0m || runtime.UnsavedCredit != 0m)
+                    {
+                        spilled = new SpendDelta(key.Id, runtime.UnsavedDay, runtime.UnsavedSpend, runtime.UnsavedCredit);
+                    }
+
+                    runtime.UnsavedDay = today;
+                    runtime.UnsavedSpend = 0m;
+                    runtime.UnsavedCredit = 0m;
+                }
+
+                runtime.UnsavedSpend += actualCost;
+                if (debit)
+                {
+                    runtime.UnsavedCredit += actualCost;
                 }
             }
         }
 
-        if (actualCost != 0m)
+        if (spilled is { } delta)
         {
-            spend?.Record(new SpendDelta(key.Id, today, actualCost, debit));
+            spend?.Record(delta);
         }
     }
 
@@ -192,9 +219,7 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
                 TimeSpan.FromMinutes(1));
         }
 
-        var reset = runtime.TokenTail > runtime.TokenHead
-            ? ResetOf(runtime.TokenLog[runtime.TokenHead % runtime.TokenLog.Length].Ticks, ticks)
-            : TimeSpan.FromSeconds(1);
+        var reset = TokenReset(runtime, ticks);
         return RateLimited(
             $"Rate limit reached for tokens per minute (TPM): limit {tpm}, used {runtime.TokenSum}, requested {request.Tokens}. Please try again in {Duration(reset)}.",
             "tokens",
@@ -227,25 +252,38 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
         return null;
     }
 
+    /// <returns>The second (since the epoch) whose bucket holds the reservation: the lease's handle for settlement.</returns>
     private static long AppendTokens(KeyRuntime runtime, long ticks, long tokens)
     {
-        var count = runtime.TokenTail - runtime.TokenHead;
-        if (count == runtime.TokenLog.Length)
+        var second = ticks / TimeSpan.TicksPerSecond;
+        var slot = (int)(second % KeyRuntime.TokenBuckets);
+        if (runtime.TokenBucketSecond[slot] != second)
         {
-            // Grow (rare: only when more reservations are in the window than ever before).
-            var bigger = new KeyRuntime.TokenEntry[Math.Max(16, runtime.TokenLog.Length * 2)];
-            for (var s = runtime.TokenHead; s < runtime.TokenTail; s++)
-            {
-                bigger[s % bigger.Length] = runtime.TokenLog[s % runtime.TokenLog.Length];
-            }
-
-            runtime.TokenLog = bigger;
+            runtime.TokenSum -= runtime.TokenBucket[slot];
+            runtime.TokenBucket[slot] = 0;
+            runtime.TokenBucketSecond[slot] = second;
         }
 
-        var sequence = runtime.TokenTail++;
-        runtime.TokenLog[sequence % runtime.TokenLog.Length] = new KeyRuntime.TokenEntry { Ticks = ticks, Tokens = tokens };
+        runtime.TokenBucket[slot] += tokens;
         runtime.TokenSum += tokens;
-        return sequence;
+        return second;
+    }
+
+    /// <summary>When the oldest non-empty second leaves the window.</summary>
+    private static TimeSpan TokenReset(KeyRuntime runtime, long ticks)
+    {
+        var now = ticks / TimeSpan.TicksPerSecond;
+        for (var age = KeyRuntime.TokenBuckets - 1; age >= 0; age--)
+        {
+            var second = now - age;
+            var slot = (int)(second % KeyRuntime.TokenBuckets);
+            if (runtime.TokenBucketSecond[slot] == second && runtime.TokenBucket[slot] > 0)
+            {
+                return TimeSpan.FromTicks(((second + KeyRuntime.TokenBuckets) * TimeSpan.TicksPerSecond) - ticks);
+            }
+        }
+
+        return TimeSpan.Zero;
     }
 
     private static void EvictRequests(KeyRuntime runtime, int? rpm, long ticks)
@@ -281,24 +319,27 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
 
     private static void EvictTokens(KeyRuntime runtime, long ticks)
     {
-        var log = runtime.TokenLog;
-        while (runtime.TokenHead < runtime.TokenTail)
+        if (runtime.TokenSum == 0)
         {
-            ref var entry = ref log[runtime.TokenHead % log.Length];
-            if (ticks - entry.Ticks < Window)
-            {
-                break;
-            }
+            return;
+        }
 
-            runtime.TokenSum -= entry.Tokens;
-            runtime.TokenHead++;
+        // A bucket counts while its second is within the last 60 s.
+        var oldest = (ticks / TimeSpan.TicksPerSecond) - KeyRuntime.TokenBuckets;
+        for (var slot = 0; slot < KeyRuntime.TokenBuckets; slot++)
+        {
+            if (runtime.TokenBucket[slot] != 0 && runtime.TokenBucketSecond[slot] <= oldest)
+            {
+                runtime.TokenSum -= runtime.TokenBucket[slot];
+                runtime.TokenBucket[slot] = 0;
+            }
         }
     }
 
     private static RateLimitSnapshot Snapshot(Keys.VirtualKeyRecord record, KeyRuntime runtime, long ticks, int _)
     {
         var requestReset = runtime.RequestCount > 0 && runtime.RequestLog.Length > 0 ? ResetOf(runtime.RequestLog[runtime.RequestHead], ticks) : TimeSpan.Zero;
-        var tokenReset = runtime.TokenTail > runtime.TokenHead ? ResetOf(runtime.TokenLog[runtime.TokenHead % runtime.TokenLog.Length].Ticks, ticks) : TimeSpan.Zero;
+        var tokenReset = runtime.TokenSum > 0 ? TokenReset(runtime, ticks) : TimeSpan.Zero;
         return new RateLimitSnapshot(
             record.Rpm,
             record.Rpm is { } rpm ? Math.Max(0, rpm - runtime.RequestCount) : 0,

@@ -5,7 +5,7 @@ namespace Shepherd.Limits;
 /// </summary>
 /// <remarks>
 /// Requests per minute use an exact sliding log (a ring of the last N request times): with RPM N, never more than N
-/// requests in any 60 s. Tokens per minute use a sliding log of reservations that settlement corrects to the real
+/// requests in any 60 s. Tokens per minute count in sixty one-second buckets (bounded memory at any rate); settlement corrects a reservation to the real
 /// count. Money is <c>decimal</c> USD: spend per budget window, outstanding reservations, and the credit balance.
 /// </remarks>
 public sealed class KeyRuntime
@@ -17,11 +17,12 @@ public sealed class KeyRuntime
     internal int RequestHead;
     internal int RequestCount;
 
-    // Tokens-per-minute log, addressed by an ever-growing sequence number.
-    internal TokenEntry[] TokenLog = [];
-    internal long TokenHead;
-    internal long TokenTail;
+    // Tokens per minute: 60 one-second buckets (bounded memory at any request rate), each stamped with its second.
+    internal readonly long[] TokenBucketSecond = new long[TokenBuckets];
+    internal readonly long[] TokenBucket = new long[TokenBuckets];
     internal long TokenSum;
+
+    internal const int TokenBuckets = 60;
 
     internal int InFlight;
 
@@ -37,10 +38,38 @@ public sealed class KeyRuntime
     /// <summary>Prepaid balance; null when the key is not credit-limited.</summary>
     internal decimal? Credit;
 
-    internal struct TokenEntry
+    // Spend settled since the ledger last saved it (one day's worth; see InMemoryLimiter.Settle).
+    internal DateOnly UnsavedDay;
+    internal decimal UnsavedSpend;
+    internal decimal UnsavedCredit;
+
+    /// <summary>Hands the spend settled since the last call to the ledger (which persists it) and resets it.</summary>
+    /// <returns>False when there is nothing to save.</returns>
+    public bool TakeUnsaved(out DateOnly day, out decimal spend, out decimal credit)
     {
-        public long Ticks;
-        public long Tokens;
+        lock (Gate)
+        {
+            day = UnsavedDay;
+            spend = UnsavedSpend;
+            credit = UnsavedCredit;
+            UnsavedSpend = 0m;
+            UnsavedCredit = 0m;
+            return spend != 0m || credit != 0m;
+        }
+    }
+
+    /// <summary>Gives spend back after a failed save, so the next save includes it.</summary>
+    public void ReturnUnsaved(DateOnly day, decimal spend, decimal credit)
+    {
+        lock (Gate)
+        {
+            if (UnsavedDay == day || (UnsavedSpend == 0m && UnsavedCredit == 0m))
+            {
+                UnsavedDay = day;
+                UnsavedSpend += spend;
+                UnsavedCredit += credit;
+            }
+        }
     }
 
     /// <summary>A consistent copy of the counters, for the admin API.</summary>

@@ -23,7 +23,7 @@ public sealed class SseReader : IDisposable
     private byte[]? _joined;
     private bool _eof;
 
-    public SseReader(Stream stream, Action? onRead = null, int initialBuffer = 8192)
+    public SseReader(Stream stream, Action? onRead = null, int initialBuffer = 2048)
     {
         _stream = stream;
         _onRead = onRead;

@@ -131,9 +131,9 @@ public sealed class SqliteKeyStore(SqliteDatabase database) : IKeyStore, ISpendS
             Add(totals, (delta.KeyId, DayPeriod(delta.Day)), delta.Amount);
             Add(totals, (delta.KeyId, MonthPeriod(delta.Day)), delta.Amount);
             Add(totals, (delta.KeyId, "total"), delta.Amount);
-            if (delta.DebitCredit)
+            if (delta.Credit != 0m)
             {
-                credits[delta.KeyId] = credits.GetValueOrDefault(delta.KeyId) + delta.Amount;
+                credits[delta.KeyId] = credits.GetValueOrDefault(delta.KeyId) + delta.Credit;
             }
         }
 

@@ -201,14 +201,25 @@ public sealed class InMemoryLimiterTests
     }
 
     [Fact]
-    public void Settle_RecordsSpendDeltaForPersistence()
+    public void Settle_SumsUnsavedSpendPerDay_SpillsTheEndedDay()
     {
         var recorder = new Recorder();
-        var limiter = new InMemoryLimiter(new FakeTimeProvider(Start), BudgetCalendar.Utc, recorder);
+        var time = new FakeTimeProvider(Start);
+        var limiter = new InMemoryLimiter(time, BudgetCalendar.Utc, recorder);
         var key = Key(Record(r => r with { CreditBalance = 5m }));
         limiter.Settle(limiter.Acquire(key, new LimitRequest(0, 1m)).Lease, 0, 0.25m);
-        var delta = Assert.Single(recorder.Deltas);
-        Assert.Equal(("key_test", 0.25m, true), (delta.KeyId, delta.Amount, delta.DebitCredit));
+        limiter.Settle(limiter.Acquire(key, new LimitRequest(0, 1m)).Lease, 0, 0.5m);
+        Assert.Empty(recorder.Deltas);
+
+        // The next day's first settlement hands the previous day's unsaved spend to the recorder.
+        time.Advance(TimeSpan.FromDays(1));
+        limiter.Settle(limiter.Acquire(key, new LimitRequest(0, 1m)).Lease, 0, 0.125m);
+        var spilled = Assert.Single(recorder.Deltas);
+        Assert.Equal(new SpendDelta("key_test", DateOnly.FromDateTime(Start.UtcDateTime), 0.75m, 0.75m), spilled);
+
+        Assert.True(key.Runtime.TakeUnsaved(out var day, out var spend, out var credit));
+        Assert.Equal((DateOnly.FromDateTime(Start.UtcDateTime).AddDays(1), 0.125m, 0.125m), (day, spend, credit));
+        Assert.False(key.Runtime.TakeUnsaved(out _, out _, out _));
     }
 
     [Theory]

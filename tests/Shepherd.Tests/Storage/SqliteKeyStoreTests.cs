@@ -74,7 +74,7 @@ public sealed class SqliteKeyStoreTests : IDisposable
         var store = new SqliteKeyStore(database);
         await store.InsertAsync(Record("key_a", new string('a', 64)), CancellationToken.None);
         var day = new DateOnly(2026, 11, 22);
-        await store.ApplyAsync([new SpendDelta("key_a", day, 0.1m, true), new SpendDelta("key_a", day, 0.2m, true), new SpendDelta("key_a", day.AddDays(-1), 1m, false)], CancellationToken.None);
+        await store.ApplyAsync([new SpendDelta("key_a", day, 0.1m, 0.1m), new SpendDelta("key_a", day, 0.2m, 0.2m), new SpendDelta("key_a", day.AddDays(-1), 1m, 0m)], CancellationToken.None);
 
         var spend = Assert.Single(await store.LoadAsync(day, CancellationToken.None));
         Assert.Equal(0.3m, spend.Today);
