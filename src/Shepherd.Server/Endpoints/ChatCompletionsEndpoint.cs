@@ -37,26 +37,21 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         {
             if (Admission.CheckAddress(caller, gateway.ClientAddress.Resolve(context)) is { } addressError)
             {
-                await ErrorResponses.WriteAsync(context, addressError);
+                await FailAsync(context, caller, addressError);
                 return;
-            }
-
-            if (key.Record.Rpm is not null || key.Record.Tpm is not null)
-            {
-                RateLimitHeaders.Write(context.Response, gateway.Limiter.Peek(key));
             }
         }
 
         if (RequestBody.CheckContentType(context.Request) is { } contentTypeError)
         {
-            await ErrorResponses.WriteAsync(context, contentTypeError);
+            await FailAsync(context, caller, contentTypeError);
             return;
         }
 
         var (body, bodyError) = await RequestBody.ReadAsync(context.Request, gateway.Options.MaxBodyBytes, context.RequestAborted);
         if (bodyError is not null)
         {
-            await ErrorResponses.WriteAsync(context, bodyError);
+            await FailAsync(context, caller, bodyError);
             return;
         }
 
@@ -65,7 +60,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             var chat = ChatRequestParser.Parse(body!.WrittenMemory, out var parseError);
             if (chat is null)
             {
-                await ErrorResponses.WriteAsync(context, parseError!);
+                await FailAsync(context, caller, parseError!);
                 return;
             }
 
@@ -78,19 +73,19 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
             if (!gateway.Catalog.TryResolve(chat.Model, out var model))
             {
-                await ErrorResponses.WriteAsync(context, ModelNotFound(chat.Model, caller));
+                await FailAsync(context, caller, ModelNotFound(chat.Model, caller));
                 return;
             }
 
             if (Admission.CheckModel(caller, model) is { } modelError)
             {
-                await ErrorResponses.WriteAsync(context, modelError);
+                await FailAsync(context, caller, modelError);
                 return;
             }
 
             if (chat.N > 1 && !model.Deployments[0].Provider.Capabilities.MultipleChoices)
             {
-                await ErrorResponses.WriteAsync(context, GatewayError.InvalidRequest(
+                await FailAsync(context, caller, GatewayError.InvalidRequest(
                     $"The model '{model.Name}' does not support n > 1.", "n", "unsupported_value"));
                 return;
             }
@@ -125,6 +120,17 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 await gateway.Admission.SettleAsync(request.Lease, request.Usage, request.Cost);
             }
         }
+    }
+
+    /// <summary>An error before admission: a limited key still gets its current rate-limit headers.</summary>
+    private Task FailAsync(HttpContext context, Security.Caller caller, GatewayError error)
+    {
+        if (caller.Key is { } key && (key.Record.Rpm is not null || key.Record.Tpm is not null))
+        {
+            RateLimitHeaders.Write(context.Response, gateway.Limiter.Peek(key));
+        }
+
+        return ErrorResponses.WriteAsync(context, error);
     }
 
     private GatewayError ModelNotFound(string name, Security.Caller caller)
