@@ -49,6 +49,13 @@ public sealed class GatewayProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.Environment["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_GCSERVER") ?? "1";
+
+        // BENCH_GATEWAY_ENV="A=1;B=2" sets variables for the gateway process only (for experiments).
+        foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            start.Environment[pair[..eq]] = pair[(eq + 1)..];
+        }
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, e) =>
