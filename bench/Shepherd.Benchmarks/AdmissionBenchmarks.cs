@@ -81,7 +81,7 @@ public class AdmissionBenchmarks
             return false;
         }
 
-        var decision = await _admission.AdmitAsync(caller, _request, _model, CancellationToken.None);
+        var decision = await _admission.AdmitAsync(caller, _request, _model, null, CancellationToken.None);
         await _admission.SettleAsync(decision.Lease, new Usage(30, 12), 0.0001m);
         return decision.Allowed;
     }

@@ -41,13 +41,20 @@ public sealed class GatewayHost : IAsyncDisposable
 
     /// <summary>
     /// Starts a gateway. The YAML needs no <c>master_key</c> (the test key is added) and no <c>storage</c>
-    /// (a fresh SQLite file in a temporary folder is used and deleted afterwards).
+    /// (a fresh SQLite file in a temporary folder is used and deleted afterwards). Without a <c>routing</c> section,
+    /// <c>routing.max_attempts</c> is 1, so a test of one upstream sees each failure as it is.
     /// </summary>
     public static async Task<GatewayHost> StartAsync(string yaml, TimeProvider? time = null, Func<GatewayHostOptions, GatewayHostOptions>? configure = null)
     {
         if (!yaml.Contains("master_key:", StringComparison.Ordinal))
         {
             yaml = $"master_key: {TestMasterKey}\n{yaml}";
+        }
+
+        // Tests of one upstream want to see each failure as it is: no retries unless the test configures routing.
+        if (!yaml.Contains("routing:", StringComparison.Ordinal))
+        {
+            yaml = $"routing: {{ max_attempts: 1 }}\n{yaml}";
         }
 
         string? directory = null;

@@ -25,10 +25,58 @@ public static class ConfigValidator
             ValidateModel(config.Models[i], $"models[{i}]", providerNames.Keys, modelNames, problems);
         }
 
+        // Fallbacks are checked once every name and alias is known.
+        for (var i = 0; i < config.Models.Count; i++)
+        {
+            var model = config.Models[i];
+            for (var f = 0; f < model.Fallbacks.Count; f++)
+            {
+                var fallback = model.Fallbacks[f];
+                var at = $"models[{i}].fallbacks[{f}]";
+                if (!modelNames.TryGetValue(fallback, out var owner))
+                {
+                    var suggestion = ConfigBinder.Suggest(fallback, modelNames.Keys);
+                    problems.Add(new ConfigProblem(at, $"unknown model '{fallback}'{(suggestion is null ? "" : $" (did you mean '{suggestion}'?)")}"));
+                }
+                else if (owner.StartsWith($"models[{i}].", StringComparison.Ordinal))
+                {
+                    problems.Add(new ConfigProblem(at, "a model cannot be its own fallback"));
+                }
+            }
+        }
+
+        ValidateRouting(config.Routing, problems);
+
         if (config.Models.Count == 0)
         {
             problems.Add(new ConfigProblem("models", "no models are configured: every chat request will get 404", IsWarning: true));
         }
+    }
+
+    private static void ValidateRouting(RoutingConfig routing, List<ConfigProblem> problems)
+    {
+        CheckRange(routing.MaxAttempts, 1, 20, "routing.max_attempts", problems);
+        CheckRange(routing.DeadlineMs, 1, 3_600_000, "routing.deadline_ms", problems);
+        CheckRange(routing.BackoffBaseMs, 0, 600_000, "routing.backoff_base_ms", problems);
+        CheckRange(routing.BackoffMaxMs, 0, 3_600_000, "routing.backoff_max_ms", problems);
+        CheckRange(routing.HealthProbeIntervalS, 0, 86_400, "routing.health_probe_interval_s", problems);
+        if (routing.RetryBudget.Ratio is < 0 or > 10 || double.IsNaN(routing.RetryBudget.Ratio))
+        {
+            problems.Add(new ConfigProblem("routing.retry_budget.ratio", "must be between 0 and 10"));
+        }
+
+        CheckRange(routing.RetryBudget.WindowS, 1, 3600, "routing.retry_budget.window_s", problems);
+        CheckRange(routing.RetryBudget.MinPerSecond, 0, 100_000, "routing.retry_budget.min_per_second", problems);
+        var breaker = routing.Breaker;
+        CheckRange(breaker.ConsecutiveFailures, 1, 1_000_000, "routing.breaker.consecutive_failures", problems);
+        if (breaker.FailureRate is < 0.01 or > 1 || double.IsNaN(breaker.FailureRate))
+        {
+            problems.Add(new ConfigProblem("routing.breaker.failure_rate", "must be between 0.01 and 1"));
+        }
+
+        CheckRange(breaker.MinRequests, 1, 1_000_000, "routing.breaker.min_requests", problems);
+        CheckRange(breaker.WindowS, 1, 3600, "routing.breaker.window_s", problems);
+        CheckRange(breaker.CooldownS, 1, 86_400, "routing.breaker.cooldown_s", problems);
     }
 
     /// <summary>Checks a <c>listen</c> value (or the CLI's <c>--urls</c>): one or more http(s) URLs separated by ';'.</summary>
@@ -338,6 +386,52 @@ public static class ConfigValidator
             if (deployment.Model is not null && string.IsNullOrWhiteSpace(deployment.Model))
             {
                 problems.Add(new ConfigProblem($"{at}.model", "must not be empty"));
+            }
+
+            CheckRange(deployment.Weight, 1, 1_000_000, $"{at}.weight", problems);
+            CheckRange(deployment.Priority, 0, 1_000_000, $"{at}.priority", problems);
+            if (deployment.MaxConcurrency is { } concurrency)
+            {
+                CheckRange(concurrency, 1, 1_000_000, $"{at}.max_concurrency", problems);
+            }
+
+            CheckRange(deployment.QueueSize, 0, 1_000_000, $"{at}.queue_size", problems);
+            CheckRange(deployment.QueueTimeoutMs, 1, 600_000, $"{at}.queue_timeout_ms", problems);
+            if (deployment.Rpm is { } rpm)
+            {
+                CheckRange(rpm, 1, int.MaxValue, $"{at}.rpm", problems);
+            }
+
+            if (deployment.Tpm is { } tpm)
+            {
+                CheckRange(tpm, 1, int.MaxValue, $"{at}.tpm", problems);
+            }
+
+            if (deployment.Price is { } deploymentPrice)
+            {
+                CheckPrice(deploymentPrice.Input, $"{at}.price.input", problems);
+                CheckPrice(deploymentPrice.Output, $"{at}.price.output", problems);
+                CheckPrice(deploymentPrice.CachedInput, $"{at}.price.cached_input", problems);
+                CheckPrice(deploymentPrice.CacheWrite, $"{at}.price.cache_write", problems);
+                CheckPrice(deploymentPrice.Reasoning, $"{at}.price.reasoning", problems);
+            }
+        }
+
+        if (!Routing.Strategies.RoutingStrategies.TryGet(model.Strategy, out _))
+        {
+            var suggestion = ConfigBinder.Suggest(model.Strategy, Routing.Strategies.RoutingStrategies.Names);
+            problems.Add(new ConfigProblem(
+                $"{path}.strategy",
+                $"unknown strategy '{model.Strategy}' (expected one of {string.Join(", ", Routing.Strategies.RoutingStrategies.Names.Order(StringComparer.Ordinal))}{(suggestion is null ? "" : $"; did you mean '{suggestion}'?")})"));
+        }
+
+        if (model.Hedging is { } hedging)
+        {
+            CheckRange(hedging.DelayMs, 0, 600_000, $"{path}.hedging.delay_ms", problems);
+            CheckRange(hedging.MaxAttempts, 1, 10, $"{path}.hedging.max_attempts", problems);
+            if (model.Deployments.Count < 2)
+            {
+                problems.Add(new ConfigProblem($"{path}.hedging", "hedging needs at least two deployments to race", IsWarning: true));
             }
         }
     }

@@ -26,6 +26,9 @@ public sealed record ShepherdConfig
 
     public LimitsConfig Limits { get; init; } = new();
 
+    /// <summary>Retries, breakers, retry budget and health probes: how the executor handles upstream failures.</summary>
+    public RoutingConfig Routing { get; init; } = new();
+
     public const string DefaultStorage = "sqlite:./shepherd.db";
 }
 
@@ -161,6 +164,15 @@ public sealed record ModelConfig
     public string? OwnedBy { get; init; }
 
     public List<DeploymentConfig> Deployments { get; init; } = [];
+
+    /// <summary>How a deployment is picked: <c>priority</c> (default), <c>least-busy</c>, <c>latency</c> or <c>cost</c>.</summary>
+    public string Strategy { get; init; } = "priority";
+
+    /// <summary>Models tried, in order, when every deployment of this one failed or is unavailable.</summary>
+    public List<string> Fallbacks { get; init; } = [];
+
+    /// <summary>Opt-in: start a second attempt on another deployment when the first is slow to its first byte.</summary>
+    public HedgingConfig? Hedging { get; init; }
 }
 
 public sealed record DeploymentConfig
@@ -170,6 +182,90 @@ public sealed record DeploymentConfig
 
     /// <summary>The model name the upstream knows. Defaults to the model's own name.</summary>
     public string? Model { get; init; }
+
+    /// <summary>Share of traffic within its priority tier (priority strategy).</summary>
+    public int Weight { get; init; } = 1;
+
+    /// <summary>Lower numbers are tried first (priority strategy); equal numbers form a tier.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>Requests in flight to this deployment at once (none: unlimited).</summary>
+    public int? MaxConcurrency { get; init; }
+
+    /// <summary>Requests that may wait for a slot when <see cref="MaxConcurrency"/> is reached; beyond it, the request moves on at once.</summary>
+    public int QueueSize { get; init; }
+
+    /// <summary>Longest wait for a slot before the request moves on.</summary>
+    public int QueueTimeoutMs { get; init; } = 5_000;
+
+    /// <summary>The upstream's own requests-per-minute limit for this deployment (stay under it rather than collect 429s).</summary>
+    public int? Rpm { get; init; }
+
+    /// <summary>The upstream's own tokens-per-minute limit for this deployment.</summary>
+    public int? Tpm { get; init; }
+
+    /// <summary>This deployment's price, when it differs from the model's (cost strategy and accounting).</summary>
+    public PriceConfig? Price { get; init; }
+}
+
+/// <summary>Hedged requests: a second attempt races the first when the first is slow.</summary>
+public sealed record HedgingConfig
+{
+    /// <summary>Wait this long for a first byte before hedging; 0 uses the deployment's observed p95 time to first token.</summary>
+    public int DelayMs { get; init; }
+
+    /// <summary>Attempts racing at most (the first included).</summary>
+    public int MaxAttempts { get; init; } = 2;
+}
+
+/// <summary>Failure handling shared by every model.</summary>
+public sealed record RoutingConfig
+{
+    /// <summary>Upstream attempts per request at most (the first included), across deployments, keys and fallbacks.</summary>
+    public int MaxAttempts { get; init; } = 4;
+
+    /// <summary>Time a request may spend on attempts and backoff before it fails (for streams: until the first byte).</summary>
+    public int DeadlineMs { get; init; } = 120_000;
+
+    /// <summary>Backoff before retrying a deployment already tried: exponential from this base, full jitter.</summary>
+    public int BackoffBaseMs { get; init; } = 100;
+
+    public int BackoffMaxMs { get; init; } = 10_000;
+
+    public RetryBudgetConfig RetryBudget { get; init; } = new();
+
+    public BreakerConfig Breaker { get; init; } = new();
+
+    /// <summary>How often keys taken out (bad credentials) are probed to re-admit them; 0 disables probing.</summary>
+    public int HealthProbeIntervalS { get; init; } = 30;
+}
+
+/// <summary>Retries may add at most <see cref="Ratio"/> extra upstream load (plus a small floor) over a sliding window.</summary>
+public sealed record RetryBudgetConfig
+{
+    public double Ratio { get; init; } = 0.2;
+
+    public int WindowS { get; init; } = 10;
+
+    /// <summary>Retries always allowed per second, so a quiet gateway can still retry.</summary>
+    public int MinPerSecond { get; init; } = 3;
+}
+
+/// <summary>The circuit breaker of every deployment and upstream key.</summary>
+public sealed record BreakerConfig
+{
+    /// <summary>Open after this many failures in a row.</summary>
+    public int ConsecutiveFailures { get; init; } = 5;
+
+    /// <summary>Or open when this share of requests failed within the window (with at least <see cref="MinRequests"/>).</summary>
+    public double FailureRate { get; init; } = 0.5;
+
+    public int MinRequests { get; init; } = 20;
+
+    public int WindowS { get; init; } = 30;
+
+    /// <summary>Stay open this long, then let one probe through (half-open).</summary>
+    public int CooldownS { get; init; } = 15;
 }
 
 /// <summary>USD per 1M tokens.</summary>

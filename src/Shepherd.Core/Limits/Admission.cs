@@ -34,8 +34,17 @@ public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int re
         return Math.Min(request.RequestedMaxOutputTokens ?? Math.Min(reserveOutputTokens, ceiling), ceiling) * Math.Max(1, request.N);
     }
 
+    /// <summary>Whether admitting this caller or routing this model needs the prompt's token estimate.</summary>
+    public static bool NeedsEstimate(Caller caller, CatalogModel model) =>
+        caller.Key is { NeedsEstimate: true } ||
+        model.Strategy.Name == "cost" ||
+        model.Deployments.Any(d => d.Config.Tpm is not null);
+
+    public int EstimatePrompt(ChatRequest request) => estimator.EstimatePrompt(request);
+
     /// <summary>Checks and reserves the key's limits (nothing to do for the master key or an unlimited key).</summary>
-    public ValueTask<LimitDecision> AdmitAsync(Caller caller, ChatRequest request, CatalogModel model, CancellationToken cancellationToken)
+    /// <param name="promptTokens">The prompt estimate when already counted (else counted here if the key needs it).</param>
+    public ValueTask<LimitDecision> AdmitAsync(Caller caller, ChatRequest request, CatalogModel model, int? promptTokens, CancellationToken cancellationToken)
     {
         if (caller.Key is not { HasLimits: true } key)
         {
@@ -46,7 +55,7 @@ public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int re
         var cost = 0m;
         if (key.NeedsEstimate)
         {
-            var prompt = estimator.EstimatePrompt(request);
+            var prompt = promptTokens ?? estimator.EstimatePrompt(request);
             var output = OutputReservation(request, model);
             tokens = prompt + output;
             cost = Pricing.WorstCase(prompt, output, model.Config.Price);

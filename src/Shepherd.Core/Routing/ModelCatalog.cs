@@ -3,6 +3,8 @@ namespace Shepherd.Routing;
 using System.Collections.Frozen;
 using Shepherd.Configuration;
 using Shepherd.Providers;
+using Shepherd.Resilience;
+using Shepherd.Routing.Strategies;
 using Shepherd.Text;
 
 /// <summary>A configured model with its deployments bound to live providers.</summary>
@@ -14,6 +16,7 @@ public sealed class CatalogModel
         Deployments = deployments;
         Created = created;
         OwnedBy = config.OwnedBy ?? deployments.FirstOrDefault()?.Provider.Type ?? "shepherd";
+        Strategy = RoutingStrategies.TryGet(config.Strategy, out var strategy) ? strategy : RoutingStrategies.Get(RoutingStrategies.Default);
     }
 
     public string Name => Config.Name;
@@ -22,26 +25,57 @@ public sealed class CatalogModel
 
     public IReadOnlyList<CatalogDeployment> Deployments { get; }
 
+    public IRoutingStrategy Strategy { get; }
+
+    /// <summary>The models tried when this one cannot serve, in order (resolved from <c>fallbacks</c>).</summary>
+    public IReadOnlyList<CatalogModel> Fallbacks { get; internal set; } = [];
+
     /// <summary>Unix seconds shown as <c>created</c> in <c>/v1/models</c> (the gateway's start time).</summary>
     public long Created { get; }
 
     public string OwnedBy { get; }
+
+    public int ContextWindow => Config.ContextWindow ?? int.MaxValue;
 }
 
-/// <summary>One way to serve a model: a provider and the model name it knows.</summary>
-public sealed class CatalogDeployment(ProviderHandle handle, string upstreamModel, int index)
+/// <summary>One way to serve a model: a provider, the model name it knows, and the deployment's live state.</summary>
+public sealed class CatalogDeployment
 {
-    public ProviderHandle Handle { get; } = handle;
+    public CatalogDeployment(ProviderHandle handle, string upstreamModel, int index, DeploymentConfig config, PriceConfig? modelPrice, IBreakerStore breakers)
+    {
+        Handle = handle;
+        UpstreamModel = upstreamModel;
+        Index = index;
+        Config = config;
+        Price = config.Price ?? modelPrice;
+        Id = $"{handle.Name}/{upstreamModel}";
+        State = new DeploymentState(
+            breakers.Get($"deployment:{Id}"),
+            config.MaxConcurrency,
+            config.QueueSize,
+            TimeSpan.FromMilliseconds(config.QueueTimeoutMs),
+            config.Rpm,
+            config.Tpm);
+    }
+
+    public ProviderHandle Handle { get; }
 
     public IChatProvider Provider => Handle.Provider;
 
-    public string UpstreamModel { get; } = upstreamModel;
+    public string UpstreamModel { get; }
 
     /// <summary>Position in the model's deployment list.</summary>
-    public int Index { get; } = index;
+    public int Index { get; }
+
+    public DeploymentConfig Config { get; }
+
+    /// <summary>The deployment's price, else the model's.</summary>
+    public PriceConfig? Price { get; }
 
     /// <summary>A short, stable id for headers and logs: <c>provider/model</c>.</summary>
-    public string Id { get; } = $"{handle.Name}/{upstreamModel}";
+    public string Id { get; }
+
+    public DeploymentState State { get; }
 }
 
 /// <summary>Resolves client model names and aliases (case-insensitive) to configured models.</summary>
@@ -50,23 +84,35 @@ public sealed class ModelCatalog
     private readonly FrozenDictionary<string, CatalogModel> _byName;
     private readonly FrozenDictionary<string, CatalogModel>.AlternateLookup<ReadOnlySpan<char>> _bySpan;
 
-    public ModelCatalog(ShepherdConfig config, IReadOnlyDictionary<string, ProviderHandle> providers, TimeProvider time)
+    public ModelCatalog(ShepherdConfig config, IReadOnlyDictionary<string, ProviderHandle> providers, TimeProvider time, IBreakerStore? breakers = null)
     {
+        breakers ??= new InMemoryBreakerStore(config.Routing.Breaker);
         var created = time.GetUtcNow().ToUnixTimeSeconds();
         var models = new List<CatalogModel>(config.Models.Count);
         var map = new Dictionary<string, CatalogModel>(StringComparer.OrdinalIgnoreCase);
+
+        // Breakers are keyed by provider/model, so two models served by the same upstream model share one breaker.
         foreach (var model in config.Models)
         {
-            var deployments = model.Deployments
-                .Select((d, i) => new CatalogDeployment(providers[d.Provider], d.Model ?? model.Name, i))
+            var bound = model.Deployments
+                .Select((d, i) => new CatalogDeployment(providers[d.Provider], d.Model ?? model.Name, i, d, model.Price, breakers))
                 .ToArray();
-            var entry = new CatalogModel(model, deployments, created);
+            var entry = new CatalogModel(model, bound, created);
             models.Add(entry);
             map[model.Name] = entry;
             foreach (var alias in model.Aliases)
             {
                 map[alias] = entry;
             }
+        }
+
+        foreach (var model in models)
+        {
+            model.Fallbacks = model.Config.Fallbacks
+                .Select(name => map.GetValueOrDefault(name))
+                .Where(m => m is not null && m != model)
+                .Distinct()
+                .ToArray()!;
         }
 
         Models = models;

@@ -1,34 +1,121 @@
 namespace Shepherd.Routing;
 
-/// <summary>The upstream keys of one provider, handed out round-robin.</summary>
+using Shepherd.Resilience;
+
+/// <summary>One upstream key of a provider, with its health: its breaker, a cool-down after 429s, and whether it was
+/// refused (bad credential) and is out until a health probe re-admits it.</summary>
+public sealed class UpstreamKey
+{
+    private long _coolingUntilTicks;
+    private long _deadSinceTicks;
+
+    internal UpstreamKey(string secret, int index, string id, ICircuitBreaker breaker)
+    {
+        Secret = secret;
+        Index = index;
+        Id = id;
+        Breaker = breaker;
+    }
+
+    /// <summary>The key itself: handed only to the adapter, never logged or shown.</summary>
+    internal string Secret { get; }
+
+    public int Index { get; }
+
+    /// <summary><c>provider#index</c>: how the key is named in logs, health and the admin API.</summary>
+    public string Id { get; }
+
+    public ICircuitBreaker Breaker { get; }
+
+    public bool IsDead => Volatile.Read(ref _deadSinceTicks) != 0;
+
+    public DateTimeOffset? DeadSince => IsDead ? new DateTimeOffset(Volatile.Read(ref _deadSinceTicks), TimeSpan.Zero) : null;
+
+    public DateTimeOffset? CoolingUntil(DateTimeOffset now)
+    {
+        var until = Volatile.Read(ref _coolingUntilTicks);
+        return until > now.UtcTicks ? new DateTimeOffset(until, TimeSpan.Zero) : null;
+    }
+
+    public bool IsUsable(DateTimeOffset now) =>
+        !IsDead && Volatile.Read(ref _coolingUntilTicks) <= now.UtcTicks && Breaker.IsAvailable(now);
+
+    /// <summary>The upstream refused this key (401/403): out until a probe succeeds.</summary>
+    public void MarkDead(DateTimeOffset now) => Interlocked.CompareExchange(ref _deadSinceTicks, now.UtcTicks, 0);
+
+    public void Readmit()
+    {
+        Volatile.Write(ref _deadSinceTicks, 0);
+        Volatile.Write(ref _coolingUntilTicks, 0);
+    }
+
+    /// <summary>Rate limited: rest until <paramref name="until"/>.</summary>
+    public void CoolUntil(DateTimeOffset until)
+    {
+        var ticks = until.UtcTicks;
+        long current;
+        do
+        {
+            current = Volatile.Read(ref _coolingUntilTicks);
+            if (current >= ticks)
+            {
+                return;
+            }
+        }
+        while (Interlocked.CompareExchange(ref _coolingUntilTicks, ticks, current) != current);
+    }
+}
+
+/// <summary>The upstream keys of one provider, handed out round-robin among the usable ones.</summary>
 /// <remarks>Keys come from configuration or the environment and never leave the process: they are not logged,
 /// not returned, and <see cref="ToString"/> shows only how many there are.</remarks>
 public sealed class UpstreamKeyRing
 {
-    private readonly string[] _keys;
+    private readonly UpstreamKey[] _keys;
     private uint _next;
 
-    public UpstreamKeyRing(IReadOnlyList<string> keys)
+    public UpstreamKeyRing(IReadOnlyList<string> keys, string provider = "provider", IBreakerStore? breakers = null)
     {
-        _keys = keys.Where(k => !string.IsNullOrEmpty(k)).ToArray();
+        var store = breakers ?? new InMemoryBreakerStore(new Configuration.BreakerConfig());
+        _keys = keys.Where(k => !string.IsNullOrEmpty(k))
+            .Select((k, i) => new UpstreamKey(k, i, $"{provider}#{i}", store.Get($"key:{provider}#{i}")))
+            .ToArray();
     }
 
     public int Count => _keys.Length;
 
-    /// <summary>The next key, or an empty string for a keyless upstream (a local vLLM, the simulator).</summary>
-    public (string Key, int Index) Next()
+    public IReadOnlyList<UpstreamKey> Keys => _keys;
+
+    /// <summary>The next usable key (round-robin), skipping <paramref name="exclude"/> (keys this request already tried).</summary>
+    /// <returns>Null when no key is usable; <see cref="Keyless"/> for a provider without keys.</returns>
+    public UpstreamKey? NextUsable(DateTimeOffset now, ulong exclude = 0)
     {
         if (_keys.Length == 0)
         {
-            return (string.Empty, -1);
+            return exclude == 0 ? Keyless : null;
         }
 
-        var i = (int)(Interlocked.Increment(ref _next) % (uint)_keys.Length);
-        return (_keys[i], i);
+        var start = Interlocked.Increment(ref _next);
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            var key = _keys[(int)((start + (uint)i) % (uint)_keys.Length)];
+            if ((exclude & Bit(key.Index)) == 0 && key.IsUsable(now))
+            {
+                return key;
+            }
+        }
+
+        return null;
     }
 
+    /// <summary>The bit of a key in an exclusion mask (keys beyond 63 share the last bit).</summary>
+    public static ulong Bit(int index) => 1UL << Math.Min(index, 63);
+
+    /// <summary>The stand-in for a provider that needs no key (a local vLLM, the simulator).</summary>
+    public static readonly UpstreamKey Keyless = new(string.Empty, 0, "keyless", new CircuitBreaker(new Configuration.BreakerConfig()));
+
     /// <summary>Every configured key, for scrubbing upstream error messages.</summary>
-    internal IReadOnlyList<string> All => _keys;
+    internal IEnumerable<string> All => _keys.Select(k => k.Secret);
 
     public override string ToString() => $"{_keys.Length} key(s)";
 }

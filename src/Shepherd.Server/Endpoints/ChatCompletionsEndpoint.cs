@@ -90,7 +90,15 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 return;
             }
 
-            var decision = await gateway.Admission.AdmitAsync(caller, chat, model, context.RequestAborted);
+            var fallbacks = ParseFallbacks(context.Request, out var fallbackError);
+            if (fallbackError is not null)
+            {
+                await FailAsync(context, caller, fallbackError);
+                return;
+            }
+
+            int? promptTokens = Admission.NeedsEstimate(caller, model) ? gateway.Admission.EstimatePrompt(chat) : null;
+            var decision = await gateway.Admission.AdmitAsync(caller, chat, model, promptTokens, context.RequestAborted);
             if (caller.Key is { } limited && (limited.Record.Rpm is not null || limited.Record.Tpm is not null))
             {
                 RateLimitHeaders.Write(context.Response, decision.Snapshot);
@@ -103,15 +111,23 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             }
 
             request.Lease = decision.Lease;
+            var options = new ExecutionOptions
+            {
+                Fallbacks = fallbacks,
+                OnRoute = request.SetRoute,
+                PromptTokens = promptTokens,
+                MaxOutputTokens = gateway.Admission.OutputReservation(chat, model),
+                RequestId = request.RequestId,
+            };
             try
             {
                 if (chat.Stream)
                 {
-                    await StreamAsync(context, request, chat, model);
+                    await StreamAsync(context, request, chat, model, options);
                 }
                 else
                 {
-                    await CompleteAsync(context, request, chat, model);
+                    await CompleteAsync(context, request, chat, model, options);
                 }
             }
             finally
@@ -141,9 +157,40 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         return GatewayError.NotFound($"The model '{shown}' does not exist or you do not have access to it.{hint}", "model_not_found") with { Param = "model" };
     }
 
-    private async Task CompleteAsync(HttpContext context, RequestContext request, ChatRequest chat, CatalogModel model)
+    /// <summary>The per-request fallback chain of <c>x-shepherd-fallbacks: model-a, model-b</c> (replaces the configured one).</summary>
+    private IReadOnlyList<CatalogModel>? ParseFallbacks(HttpRequest request, out GatewayError? error)
     {
-        var execution = await gateway.Executor.CompleteAsync(chat, model, context.RequestAborted, request.SetRoute);
+        error = null;
+        var header = request.Headers["x-shepherd-fallbacks"];
+        if (header.Count == 0)
+        {
+            return null;
+        }
+
+        var models = new List<CatalogModel>();
+        foreach (var value in header)
+        {
+            foreach (var name in (value ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!gateway.Catalog.TryResolve(name, out var fallback))
+                {
+                    error = GatewayError.InvalidRequest($"The fallback model '{(name.Length > 100 ? name[..100] : name)}' in x-shepherd-fallbacks does not exist.", "x-shepherd-fallbacks", "model_not_found");
+                    return null;
+                }
+
+                if (!models.Contains(fallback))
+                {
+                    models.Add(fallback);
+                }
+            }
+        }
+
+        return models;
+    }
+
+    private async Task CompleteAsync(HttpContext context, RequestContext request, ChatRequest chat, CatalogModel model, ExecutionOptions options)
+    {
+        var execution = await gateway.Executor.CompleteAsync(chat, model, options, context.RequestAborted);
         request.Route = execution.Route;
         WriteRouteHeaders(context.Response, execution.Route);
         if (!execution.IsSuccess)
@@ -178,9 +225,9 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         await response.Body.WriteAsync(completion.Json, context.RequestAborted);
     }
 
-    private async Task StreamAsync(HttpContext context, RequestContext request, ChatRequest chat, CatalogModel model)
+    private async Task StreamAsync(HttpContext context, RequestContext request, ChatRequest chat, CatalogModel model, ExecutionOptions options)
     {
-        var execution = await gateway.Executor.StreamAsync(chat, model, context.RequestAborted, request.SetRoute);
+        var execution = await gateway.Executor.StreamAsync(chat, model, options, context.RequestAborted);
         request.Route = execution.Route;
         WriteRouteHeaders(context.Response, execution.Route);
         if (!execution.IsSuccess)
@@ -190,21 +237,11 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             return;
         }
 
+        // The executor hands over a committed stream: it has content, so the first event is never an error.
         await using var stream = execution.Value!;
-
-        // Pull the first event before committing to 200: a stream that fails before any byte is an HTTP error.
         if (!await stream.MoveNextAsync())
         {
             await ErrorResponses.WriteAsync(context, GatewayError.Server(502, "The upstream provider ended the stream without sending anything.", "bad_upstream_response"));
-            return;
-        }
-
-        if (stream.Current.Kind == StreamEventKind.Error)
-        {
-            var failure = stream.Current.Failure!;
-            gateway.Executor.RecordStreamFailure(execution.Route!, failure);
-            LogFailure(request, execution.Route, failure);
-            await ErrorResponses.WriteAsync(context, failure.ToClientError());
             return;
         }
 
@@ -221,7 +258,6 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 if (current.Kind == StreamEventKind.Error)
                 {
                     var failure = current.Failure!;
-                    gateway.Executor.RecordStreamFailure(execution.Route!, failure);
                     Log.StreamFailed(gateway.Logger, request.RequestId, execution.Route!.Deployment.Provider.Name, failure.Class.ToString(), failure.Message);
                     var error = failure.ToClientError();
                     request.ErrorCode = error.Code ?? error.Type;
@@ -301,5 +337,9 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         headers["x-shepherd-provider"] = route.Deployment.Provider.Name;
         headers["x-shepherd-deployment"] = route.Deployment.Id;
         headers["x-shepherd-attempts"] = route.Attempts == 1 ? "1" : route.Attempts.ToString(CultureInfo.InvariantCulture);
+        if (route.FallbackFrom is { } requested)
+        {
+            headers["x-shepherd-fallback"] = $"{requested.Name} -> {route.Model.Name}";
+        }
     }
 }

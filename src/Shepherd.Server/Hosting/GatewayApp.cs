@@ -16,6 +16,7 @@ using Shepherd.Server.Admin;
 using Shepherd.Storage.Sqlite;
 using Shepherd.Health;
 using Shepherd.Providers;
+using Shepherd.Resilience;
 using Shepherd.Routing;
 using Shepherd.Security;
 using Shepherd.Server.Auth;
@@ -78,11 +79,15 @@ public static class GatewayApp
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton(new MasterKey(masterKeyText, generated));
         AddKeysAndLimits(builder.Services, config, time);
-        builder.Services.AddSingleton(_ => config.Providers.ToDictionary(
+        builder.Services.AddSingleton<IBreakerStore>(new InMemoryBreakerStore(config.Routing.Breaker));
+        builder.Services.AddSingleton(sp => config.Providers.ToDictionary(
             p => p.Name,
-            p => new ProviderHandle(ProviderFactory.Create(p, time), new UpstreamKeyRing(p.ApiKeys)),
+            p => new ProviderHandle(
+                ProviderFactory.Create(p, time),
+                new UpstreamKeyRing(p.ApiKeys, p.Name, sp.GetRequiredService<IBreakerStore>()),
+                TimeSpan.FromMilliseconds(p.Timeouts.ConnectMs + p.Timeouts.FirstByteMs)),
             StringComparer.OrdinalIgnoreCase) as IReadOnlyDictionary<string, ProviderHandle>);
-        builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time));
+        builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time, sp.GetRequiredService<IBreakerStore>()));
         builder.Services.AddSingleton(_ => new ProviderStatusBoard(config.Providers.Select(p => (p.Name, p.Type)), time));
         builder.Services.AddSingleton<ChatExecutor>();
         builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));

@@ -388,7 +388,9 @@ public sealed class AnthropicEndToEndTests : IAsyncLifetime
     public async Task Error_StreamStallsAfterStart_InBandTimeoutError()
     {
         await using var gateway = await StartGatewayAsync(_upstream.BaseUrl, firstByteMs: 2000, idleMs: 300);
-        _upstream.Faults.Then(new Fault { StallAfterEvents = 3 });
+
+        // Stalls after the first text delta: the stream is committed, so the timeout arrives in-band.
+        _upstream.Faults.Then(new Fault { StallAfterEvents = 5 });
         var response = await gateway.Client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var events = Sse.DataEvents(await response.Content.ReadAsStringAsync());
@@ -398,10 +400,20 @@ public sealed class AnthropicEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Error_StreamStallsBeforeFirstContent_HttpTimeout()
+    {
+        // Before its first content a stream is not committed: a stall there is an ordinary 504 (or a failover).
+        await using var gateway = await StartGatewayAsync(_upstream.BaseUrl, firstByteMs: 2000, idleMs: 300);
+        _upstream.Faults.Then(new Fault { StallAfterEvents = 3 });
+        var response = await gateway.Client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+    }
+
+    [Fact]
     public async Task Error_ConnectionDroppedMidStream_InBandErrorEvent()
     {
         // Spaced events: an abort (RST) on loopback can discard bytes not yet read, and this test needs the stream begun.
-        _upstream.Faults.Then(new Fault { DropAfterEvents = 4, DelayBetweenEvents = TimeSpan.FromMilliseconds(100) });
+        _upstream.Faults.Then(new Fault { DropAfterEvents = 5, DelayBetweenEvents = TimeSpan.FromMilliseconds(100) });
         var response = await PostAsync("""{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"hi"}]}""");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var body = await response.Content.ReadAsStringAsync();
@@ -436,7 +448,7 @@ public sealed class AnthropicEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task ClientDisconnect_MidStream_UpstreamCancelled()
     {
-        _upstream.Faults.Then(new Fault { StallAfterEvents = 3 });
+        _upstream.Faults.Then(new Fault { StallAfterEvents = 5 });
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
         {
             Content = Json("""{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"hi"}]}"""),

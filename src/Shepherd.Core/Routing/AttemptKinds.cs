@@ -1,0 +1,111 @@
+namespace Shepherd.Routing;
+
+using Shepherd.Chat;
+using Shepherd.Errors;
+using Shepherd.Providers;
+
+/// <summary>What differs between a non-streamed and a streamed attempt: how it is sent, and who releases the slot.</summary>
+internal abstract class AttemptKind<T>
+    where T : class
+{
+    /// <summary>The result keeps the deployment's slot until it ends (a stream), rather than until it arrives.</summary>
+    public abstract bool HoldsSlot { get; }
+
+    /// <param name="deployment">Where to send.</param>
+    /// <param name="call">What to send, with which key.</param>
+    /// <param name="attempt">This attempt's cancellation (client, hedging race; owned by the result when it holds the slot).</param>
+    /// <param name="onEnd">For results that hold the slot: called once when they end, with the failure if they failed.</param>
+    /// <param name="client">The client's cancellation alone.</param>
+    public abstract ValueTask<UpstreamOutcome<T>> SendAsync(CatalogDeployment deployment, UpstreamCall call, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd, CancellationToken client);
+
+    /// <summary>Releases a result nobody will use (a hedging loser that still succeeded).</summary>
+    public abstract void Discard(T value);
+}
+
+internal sealed class CompletionKind : AttemptKind<ChatCompletion>
+{
+    public static readonly CompletionKind Instance = new();
+
+    public override bool HoldsSlot => false;
+
+    public override ValueTask<UpstreamOutcome<ChatCompletion>> SendAsync(CatalogDeployment deployment, UpstreamCall call, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd, CancellationToken client) =>
+        deployment.Provider.CompleteAsync(call, attempt.Token);
+
+    public override void Discard(ChatCompletion value) => value.Dispose();
+}
+
+/// <summary>
+/// Opens the stream and reads it up to its first content chunk within the provider's first-byte timeout: until then a
+/// failure is an ordinary failed attempt (and the executor fails over); after it, the stream is committed.
+/// </summary>
+internal sealed class StreamKind : AttemptKind<ChatStream>
+{
+    public static readonly StreamKind Instance = new();
+
+    public override bool HoldsSlot => true;
+
+    public override async ValueTask<UpstreamOutcome<ChatStream>> SendAsync(CatalogDeployment deployment, UpstreamCall call, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd, CancellationToken client)
+    {
+        attempt.CancelAfter(deployment.Handle.FirstByteTimeout);
+        ChatStream? stream = null;
+        try
+        {
+            var opened = await deployment.Provider.StreamAsync(call, attempt.Token).ConfigureAwait(false);
+            if (!opened.IsSuccess)
+            {
+                return opened;
+            }
+
+            stream = opened.Value!;
+            var prelude = new List<(byte[] Json, bool UsageOnly, Usage? Usage)>(2);
+            while (true)
+            {
+                if (!await stream.MoveNextAsync().ConfigureAwait(false))
+                {
+                    await stream.DisposeAsync().ConfigureAwait(false);
+                    return new UpstreamFailure(FailureClass.Transient, 0, $"The upstream provider '{deployment.Handle.Name}' ended the stream before any content.", "server_error", "bad_upstream_response");
+                }
+
+                var current = stream.Current;
+                if (current.Kind == StreamEventKind.Error)
+                {
+                    await stream.DisposeAsync().ConfigureAwait(false);
+                    return current.Failure!;
+                }
+
+                if (current.HasContent)
+                {
+                    break;
+                }
+
+                prelude.Add((current.Json.ToArray(), current.IsUsageOnly, current.Usage));
+            }
+
+            // Committed: from here on only the idle timeout of the adapter applies.
+            attempt.CancelAfter(Timeout.InfiniteTimeSpan);
+            var committed = new ExecutedStream(stream, prelude, attempt, onEnd);
+            stream = null;
+            return UpstreamOutcome<ChatStream>.Success(committed);
+        }
+        catch (OperationCanceledException) when (!client.IsCancellationRequested)
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+
+            return new UpstreamFailure(FailureClass.Timeout, 0, $"The upstream provider '{deployment.Handle.Name}' sent no first token in time.", "server_error", "timeout");
+        }
+        catch
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+    }
+
+    public override void Discard(ChatStream value) => _ = value.DisposeAsync().AsTask();
+}
