@@ -10,7 +10,7 @@ using Shepherd.Providers.Shared;
 /// <see cref="AnthropicMapping"/>, answers back to OpenAI's format, streams event by event by
 /// <see cref="AnthropicStreamDecoder"/>, and failures classified by <see cref="AnthropicErrors"/>.
 /// </summary>
-public sealed class AnthropicProvider : IChatProvider, IDisposable
+public sealed class AnthropicProvider : IChatProvider, IProviderProbe, IDisposable
 {
     /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
     internal const int MaxResponseBytes = 64 * 1024 * 1024;
@@ -220,6 +220,14 @@ public sealed class AnthropicProvider : IChatProvider, IDisposable
 
         return request;
     }
+
+    /// <summary>GET /v1/models with the key.</summary>
+    public ValueTask<UpstreamFailure?> ProbeAsync(string apiKey, CancellationToken cancellationToken) =>
+        Probe.GetAsync(_http, new Uri(_messagesUri, "models"), request =>
+        {
+            request.Headers.TryAddWithoutValidation("x-api-key", apiKey);
+            request.Headers.TryAddWithoutValidation("anthropic-version", _config.AnthropicVersion);
+        }, Name, cancellationToken);
 
     public void Dispose() => _http.Dispose();
 }

@@ -11,7 +11,7 @@ using Shepherd.Providers.Shared;
 /// request is translated by <see cref="GeminiMapping"/>, the answer translated back, the stream decoded by
 /// <see cref="GeminiStreamDecoder"/> and errors classified by <see cref="GeminiErrors"/>; this class only does HTTP.
 /// </summary>
-public sealed class GeminiProvider : IChatProvider, IDisposable
+public sealed class GeminiProvider : IChatProvider, IProviderProbe, IDisposable
 {
     /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
     internal const int MaxResponseBytes = 64 * 1024 * 1024;
@@ -254,6 +254,13 @@ public sealed class GeminiProvider : IChatProvider, IDisposable
             new Uri($"{baseUrl}/{path}:generateContent", UriKind.Absolute),
             new Uri($"{baseUrl}/{path}:streamGenerateContent?alt=sse", UriKind.Absolute));
     }, _baseUrl);
+
+    /// <summary>GET {base_url}/models with the key.</summary>
+    public ValueTask<UpstreamFailure?> ProbeAsync(string apiKey, CancellationToken cancellationToken) =>
+        Probe.GetAsync(_http, new Uri($"{_baseUrl}/models", UriKind.Absolute), request =>
+        {
+            request.Headers.TryAddWithoutValidation("x-goog-api-key", apiKey);
+        }, Name, cancellationToken);
 
     public void Dispose()
     {

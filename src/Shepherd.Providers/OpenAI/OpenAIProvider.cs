@@ -13,7 +13,7 @@ using Shepherd.Providers.Shared;
 /// Any OpenAI-compatible server (OpenAI, DeepSeek, vLLM, Ollama, …). The request is the client's bytes with the
 /// model spliced in; the answer and every stream chunk are relayed as they arrive, only inspected for usage.
 /// </summary>
-public sealed class OpenAIProvider : IChatProvider, IDisposable
+public sealed class OpenAIProvider : IChatProvider, IProviderProbe, IDisposable
 {
     /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
     internal const int MaxResponseBytes = 64 * 1024 * 1024;
@@ -223,6 +223,21 @@ public sealed class OpenAIProvider : IChatProvider, IDisposable
 
     private byte[] ModelJson(string model) =>
         _modelJson.GetOrAdd(model, static m => JsonSerializer.SerializeToUtf8Bytes(m, ProviderJsonContext.Default.String));
+
+    /// <summary>GET {base_url}/models with the key.</summary>
+    public ValueTask<UpstreamFailure?> ProbeAsync(string apiKey, CancellationToken cancellationToken) =>
+        Probe.GetAsync(_http, UpstreamHttp.Combine(_config.BaseUrl!, "models"), request =>
+        {
+            if (apiKey.Length > 0)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", string.Concat("Bearer ", apiKey));
+            }
+
+            foreach (var (name, value) in _config.Headers)
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+        }, Name, cancellationToken);
 
     public void Dispose() => _http.Dispose();
 }

@@ -22,6 +22,7 @@ public sealed class HealthEndpoints(GatewayServices gateway)
     {
         // Not ready only when the gateway itself cannot serve: its storage does not answer.
         var storageOk = await gateway.Storage.PingAsync(context.RequestAborted);
+        var now = gateway.Time.GetUtcNow();
         await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();
@@ -67,10 +68,16 @@ public sealed class HealthEndpoints(GatewayServices gateway)
                 w.WriteNumber("consecutive_failures"u8, provider.ConsecutiveFailures);
                 w.WriteNumber("requests"u8, provider.Requests);
                 w.WriteNumber("failures"u8, provider.Failures);
+                if (gateway.Providers.TryGetValue(provider.Name, out var handle))
+                {
+                    RoutingStatus.WriteKeys(w, handle, now);
+                }
+
                 w.WriteEndObject();
             }
 
             w.WriteEndArray();
+            RoutingStatus.WriteDeployments(w, gateway.Catalog, now);
             w.WriteEndObject();
         }, storageOk ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }

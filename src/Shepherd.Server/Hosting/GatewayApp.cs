@@ -90,6 +90,8 @@ public static class GatewayApp
         builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time, sp.GetRequiredService<IBreakerStore>()));
         builder.Services.AddSingleton(_ => new ProviderStatusBoard(config.Providers.Select(p => (p.Name, p.Type)), time));
         builder.Services.AddSingleton<ChatExecutor>();
+        builder.Services.AddSingleton<KeyProber>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyProber>());
         builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));
         builder.Services.AddSingleton<GatewayServices>();
 
@@ -173,6 +175,32 @@ public static class GatewayApp
         keys.MapPost("/{id}/topup", (HttpContext context, string id) => admin.TopUpAsync(context, id));
         keys.MapGet("/{id}/usage", (HttpContext context, string id) => admin.UsageAsync(context, id));
         app.MapGet("/admin/openapi.json", AdminOpenApi.WriteAsync);
+        app.MapGet("/admin/routing", async context =>
+        {
+            if (!await admin.AuthorizeAsync(context))
+            {
+                return;
+            }
+
+            var now = gateway.Time.GetUtcNow();
+            await ModelsEndpoints.WriteJsonAsync(context, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("object"u8, "routing_state"u8);
+                w.WriteStartArray("providers"u8);
+                foreach (var handle in gateway.Providers.Values)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name"u8, handle.Name);
+                    RoutingStatus.WriteKeys(w, handle, now);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                RoutingStatus.WriteDeployments(w, gateway.Catalog, now);
+                w.WriteEndObject();
+            });
+        });
 
         app.MapGet("/health", HealthEndpoints.LiveAsync);
         app.MapGet("/health/live", HealthEndpoints.LiveAsync);

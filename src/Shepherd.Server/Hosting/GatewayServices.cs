@@ -22,6 +22,8 @@ public sealed class GatewayServices(
     TokenEstimator estimator,
     ClientAddress clientAddress,
     Storage.Sqlite.SqliteDatabase storage,
+    IReadOnlyDictionary<string, ProviderHandle> providers,
+    TimeProvider time,
     ILoggerFactory loggers)
 {
     public static readonly string Version =
@@ -47,6 +49,11 @@ public sealed class GatewayServices(
     public TokenEstimator Estimator { get; } = estimator;
 
     public ClientAddress ClientAddress { get; } = clientAddress;
+
+    /// <summary>Every provider with its upstream keys, by name.</summary>
+    public IReadOnlyDictionary<string, ProviderHandle> Providers { get; } = providers;
+
+    public TimeProvider Time { get; } = time;
 
     public ILogger Logger { get; } = loggers.CreateLogger("Shepherd.Requests");
 
