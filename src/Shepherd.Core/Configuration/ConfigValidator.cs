@@ -354,6 +354,27 @@ public static class ConfigValidator
             problems.Add(new ConfigProblem($"{path}.max_output_tokens", $"{maxOut} is larger than context_window {window}"));
         }
 
+        for (var h = 0; h < model.PriceHistory.Count; h++)
+        {
+            var entry = model.PriceHistory[h];
+            CheckPrice(entry.Input, $"{path}.price_history[{h}].input", problems);
+            CheckPrice(entry.Output, $"{path}.price_history[{h}].output", problems);
+            CheckPrice(entry.CachedInput, $"{path}.price_history[{h}].cached_input", problems);
+            CheckPrice(entry.CacheWrite, $"{path}.price_history[{h}].cache_write", problems);
+            CheckPrice(entry.Reasoning, $"{path}.price_history[{h}].reasoning", problems);
+            if (entry.EffectiveFrom is null)
+            {
+                problems.Add(new ConfigProblem($"{path}.price_history[{h}].effective_from", "is required in a price history entry"));
+            }
+
+            CheckEffective(entry.EffectiveFrom, $"{path}.price_history[{h}].effective_from", problems);
+        }
+
+        if (model.Price is { EffectiveFrom: { } effective })
+        {
+            CheckEffective(effective, $"{path}.price.effective_from", problems);
+        }
+
         if (model.Price is { } price)
         {
             CheckPrice(price.Input, $"{path}.price.input", problems);
@@ -446,6 +467,23 @@ public static class ConfigValidator
         if (!names.TryAdd(name, path))
         {
             problems.Add(new ConfigProblem(path, $"'{name}' is already used by {names[name]} (names and aliases are case-insensitive)"));
+        }
+    }
+
+    private static void CheckEffective(string? value, string path, List<ConfigProblem> problems)
+    {
+        if (value is null)
+        {
+            return;
+        }
+
+        try
+        {
+            Accounting.Pricing.ParseEffective(value);
+        }
+        catch (FormatException)
+        {
+            problems.Add(new ConfigProblem(path, $"'{value}' is not a date (2026-12-01) or an ISO 8601 date-time"));
         }
     }
 

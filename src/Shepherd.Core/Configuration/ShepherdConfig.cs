@@ -160,6 +160,9 @@ public sealed record ModelConfig
 
     public PriceConfig? Price { get; init; }
 
+    /// <summary>Scheduled or past prices, each with its <c>effective_from</c>; the latest one in effect wins over <see cref="Price"/>.</summary>
+    public List<PriceConfig> PriceHistory { get; init; } = [];
+
     /// <summary>Shown as <c>owned_by</c> in <c>/v1/models</c>; defaults to the first deployment's provider type.</summary>
     public string? OwnedBy { get; init; }
 
@@ -271,6 +274,9 @@ public sealed record BreakerConfig
 /// <summary>USD per 1M tokens.</summary>
 public sealed record PriceConfig
 {
+    /// <summary>From when (UTC date or date-time) this price applies; none: always (until a later dated price).</summary>
+    public string? EffectiveFrom { get; init; }
+
     public decimal Input { get; init; }
 
     public decimal Output { get; init; }

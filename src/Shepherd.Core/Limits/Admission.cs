@@ -2,6 +2,7 @@ namespace Shepherd.Limits;
 
 using Shepherd.Accounting;
 using Shepherd.Chat;
+using Shepherd.Configuration;
 using Shepherd.Errors;
 using Shepherd.Keys;
 using Shepherd.Routing;
@@ -11,8 +12,10 @@ using Shepherd.Security;
 /// Everything that stands between an authenticated caller and the upstream, in the documented order: model access,
 /// then rate limits, then money. Produces the lease that settlement closes.
 /// </summary>
-public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int reserveOutputTokens)
+public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int reserveOutputTokens, TimeProvider? clock = null)
 {
+    private readonly TimeProvider time = clock ?? TimeProvider.System;
+
     public ILimiter Limiter => limiter;
 
     /// <summary>403 <c>model_not_allowed</c> when the caller's key may not use <paramref name="model"/>.</summary>
@@ -58,10 +61,26 @@ public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int re
             var prompt = promptTokens ?? estimator.EstimatePrompt(request);
             var output = OutputReservation(request, model);
             tokens = prompt + output;
-            cost = Pricing.WorstCase(prompt, output, model.Config.Price);
+            cost = Pricing.WorstCase(prompt, output, WorstPrice(model));
         }
 
         return limiter.AcquireAsync(key, new LimitRequest(tokens, cost), cancellationToken);
+    }
+
+    /// <summary>The dearest price among the model's deployments now (any of them may serve the request).</summary>
+    private PriceConfig? WorstPrice(CatalogModel model)
+    {
+        var now = time.GetUtcNow();
+        PriceConfig? worst = model.PriceAt(now);
+        foreach (var deployment in model.Deployments)
+        {
+            if (deployment.Config.Price is { } own && (worst is null || own.Input + own.Output > worst.Input + worst.Output))
+            {
+                worst = own;
+            }
+        }
+
+        return worst;
     }
 
     /// <summary>Closes a lease with what the request really used.</summary>

@@ -36,18 +36,24 @@ public sealed class CatalogModel
     public string OwnedBy { get; }
 
     public int ContextWindow => Config.ContextWindow ?? int.MaxValue;
+
+    /// <summary>The model's price in effect at <paramref name="at"/>.</summary>
+    public PriceConfig? PriceAt(DateTimeOffset at) => Accounting.Pricing.At(Config.Price, Config.PriceHistory, at);
 }
 
 /// <summary>One way to serve a model: a provider, the model name it knows, and the deployment's live state.</summary>
 public sealed class CatalogDeployment
 {
-    public CatalogDeployment(ProviderHandle handle, string upstreamModel, int index, DeploymentConfig config, PriceConfig? modelPrice, IBreakerStore breakers)
+    private readonly IReadOnlyList<PriceConfig> _modelHistory;
+
+    public CatalogDeployment(ProviderHandle handle, string upstreamModel, int index, DeploymentConfig config, PriceConfig? modelPrice, IBreakerStore breakers, IReadOnlyList<PriceConfig>? modelHistory = null)
     {
         Handle = handle;
         UpstreamModel = upstreamModel;
         Index = index;
         Config = config;
         Price = config.Price ?? modelPrice;
+        _modelHistory = modelHistory ?? [];
         Id = $"{handle.Name}/{upstreamModel}";
         State = new DeploymentState(
             breakers.Get($"deployment:{Id}"),
@@ -69,8 +75,12 @@ public sealed class CatalogDeployment
 
     public DeploymentConfig Config { get; }
 
-    /// <summary>The deployment's price, else the model's.</summary>
+    /// <summary>The deployment's price, else the model's (current).</summary>
     public PriceConfig? Price { get; }
+
+    /// <summary>The price in effect at <paramref name="at"/>: the deployment's own, else the model's with its history.</summary>
+    public PriceConfig? PriceAt(DateTimeOffset at) =>
+        Config.Price ?? Accounting.Pricing.At(Price, _modelHistory, at);
 
     /// <summary>A short, stable id for headers and logs: <c>provider/model</c>.</summary>
     public string Id { get; }
@@ -95,7 +105,7 @@ public sealed class ModelCatalog
         foreach (var model in config.Models)
         {
             var bound = model.Deployments
-                .Select((d, i) => new CatalogDeployment(providers[d.Provider], d.Model ?? model.Name, i, d, model.Price, breakers))
+                .Select((d, i) => new CatalogDeployment(providers[d.Provider], d.Model ?? model.Name, i, d, model.Price, breakers, model.PriceHistory))
                 .ToArray();
             var entry = new CatalogModel(model, bound, created);
             models.Add(entry);

@@ -211,7 +211,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         }
 
         request.Usage = usage;
-        request.Cost = Pricing.Cost(usage, execution.Route!.Model.Config.Price);
+        request.Cost = Pricing.Cost(usage, execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow()));
         if (gateway.LogBodies)
         {
             Log.ResponseBody(gateway.Logger, request.RequestId, Encoding.UTF8.GetString(completion.Json.Span));
@@ -313,7 +313,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             }
 
             relayed?.Dispose();
-            request.Cost = Pricing.Cost(request.Usage, execution.Route!.Model.Config.Price);
+            request.Cost = Pricing.Cost(request.Usage, execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow()));
         }
     }
 

@@ -146,7 +146,7 @@ public static class GatewayApp
         services.AddSingleton(sp => new InMemoryLimiter(time, calendar, sp.GetRequiredService<SpendLedger>()));
         services.AddSingleton<ILimiter>(sp => sp.GetRequiredService<InMemoryLimiter>());
         services.AddSingleton(TokenEstimator.Default);
-        services.AddSingleton(sp => new Admission(sp.GetRequiredService<ILimiter>(), sp.GetRequiredService<TokenEstimator>(), config.Limits.ReserveOutputTokens));
+        services.AddSingleton(sp => new Admission(sp.GetRequiredService<ILimiter>(), sp.GetRequiredService<TokenEstimator>(), config.Limits.ReserveOutputTokens, time));
     }
 
     private static void MapEndpoints(WebApplication app, GatewayServices gateway)
