@@ -33,6 +33,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         }
 
         request.Caller = caller;
+        request.Accountable = true;
         if (caller.Key is { } key)
         {
             if (Admission.CheckAddress(caller, gateway.ClientAddress.Resolve(context)) is { } addressError)
@@ -288,6 +289,10 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 if (!next.IsCompleted)
                 {
                     await SseWriter.FlushAsync(writer, cancellation);
+                    if (request.FirstByteTimestamp == 0)
+                    {
+                        request.FirstByteTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
+                    }
                 }
 
                 if (!await next)

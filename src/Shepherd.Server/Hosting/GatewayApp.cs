@@ -93,6 +93,7 @@ public static class GatewayApp
         builder.Services.AddSingleton<KeyProber>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyProber>());
         builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));
+        builder.Services.AddSingleton<IUsageSink>(NullUsageSink.Instance);
         builder.Services.AddSingleton<GatewayServices>();
 
         var app = builder.Build();

@@ -24,6 +24,7 @@ public sealed class GatewayServices(
     Storage.Sqlite.SqliteDatabase storage,
     IReadOnlyDictionary<string, ProviderHandle> providers,
     TimeProvider time,
+    IUsageSink usageSink,
     ILoggerFactory loggers)
 {
     public static readonly string Version =
@@ -54,6 +55,9 @@ public sealed class GatewayServices(
     public IReadOnlyDictionary<string, ProviderHandle> Providers { get; } = providers;
 
     public TimeProvider Time { get; } = time;
+
+    /// <summary>Where each request's usage record goes (off the request path).</summary>
+    public IUsageSink UsageSink { get; } = usageSink;
 
     public ILogger Logger { get; } = loggers.CreateLogger("Shepherd.Requests");
 

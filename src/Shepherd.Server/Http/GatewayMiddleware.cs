@@ -3,6 +3,7 @@ namespace Shepherd.Server.Http;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Shepherd.Accounting;
 using Shepherd.Server.Hosting;
 using Shepherd.Server.Logging;
 
@@ -58,6 +59,13 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
             await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(500, context));
         }
 
+        var finalStatus = status != 0 ? status : context.Response.StatusCode;
+        var elapsed = Stopwatch.GetElapsedTime(request.StartTimestamp);
+        if (request.Accountable)
+        {
+            gateway.UsageSink.Write(UsageOf(request, finalStatus, elapsed));
+        }
+
         if (_logRequests)
         {
             var route = request.Route;
@@ -66,8 +74,8 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
                 requestId,
                 context.Request.Method,
                 context.Request.Path.Value ?? "/",
-                status != 0 ? status : context.Response.StatusCode,
-                Stopwatch.GetElapsedTime(request.StartTimestamp).TotalMilliseconds,
+                finalStatus,
+                elapsed.TotalMilliseconds,
                 route?.Model.Name ?? request.RequestedModel,
                 route?.Deployment.Provider.Name,
                 route?.Deployment.Id,
@@ -76,5 +84,47 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
                 request.Usage.CompletionTokens,
                 request.ErrorCode);
         }
+    }
+
+    private UsageRecord UsageOf(RequestContext request, int status, TimeSpan elapsed)
+    {
+        var route = request.Route;
+        var usage = request.Usage;
+        double? firstToken = null;
+        double? tokensPerSecond = null;
+        if (request.FirstByteTimestamp != 0)
+        {
+            var first = Stopwatch.GetElapsedTime(request.StartTimestamp, request.FirstByteTimestamp);
+            firstToken = first.TotalMilliseconds;
+            var generating = (elapsed - first).TotalSeconds;
+            tokensPerSecond = generating > 0 && usage.CompletionTokens > 0 ? usage.CompletionTokens / generating : null;
+        }
+
+        return new UsageRecord
+        {
+            Time = gateway.Time.GetUtcNow(),
+            RequestId = request.RequestId,
+            KeyId = request.Caller?.KeyId ?? "anonymous",
+            Team = request.Caller?.Team,
+            RequestedModel = request.RequestedModel,
+            ServedModel = route?.Model.Name,
+            Provider = route?.Deployment.Provider.Name,
+            Deployment = route?.Deployment.Id,
+            Attempts = route?.Attempts ?? 0,
+            FallbackUsed = route?.FallbackFrom is not null,
+            Streamed = request.Streamed,
+            Status = status,
+            ErrorClass = status is >= 200 and < 300 && request.ErrorCode is null ? null : request.ErrorCode ?? "http_" + status.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            PromptTokens = usage.PromptTokens,
+            CachedTokens = usage.CachedTokens,
+            CompletionTokens = usage.CompletionTokens,
+            ReasoningTokens = usage.ReasoningTokens,
+            CacheWriteTokens = usage.CacheWriteTokens,
+            Cost = request.Cost,
+            LatencyMs = elapsed.TotalMilliseconds,
+            TimeToFirstTokenMs = firstToken,
+            OutputTokensPerSecond = tokensPerSecond,
+            Estimated = request.UsageEstimated,
+        };
     }
 }

@@ -37,6 +37,12 @@ public sealed class RequestContext
 
     public bool Streamed { get; set; }
 
+    /// <summary>When the first byte of a stream went to the client (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; 0 before).</summary>
+    public long FirstByteTimestamp { get; set; }
+
+    /// <summary>Set once the chat endpoint has authenticated the caller: the request gets a usage record.</summary>
+    public bool Accountable { get; set; }
+
     /// <summary>The error class when the request failed (for logs and, later, usage records).</summary>
     public string? ErrorCode { get; set; }
 
