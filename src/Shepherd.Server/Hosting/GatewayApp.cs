@@ -83,6 +83,7 @@ public static class GatewayApp
             p => new ProviderHandle(ProviderFactory.Create(p, time), new UpstreamKeyRing(p.ApiKeys)),
             StringComparer.OrdinalIgnoreCase) as IReadOnlyDictionary<string, ProviderHandle>);
         builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time));
+        builder.Services.AddSingleton(sp => new Routing.Rules.VirtualModelRouter(config.Routers, sp.GetRequiredService<ModelCatalog>(), sp.GetRequiredService<TokenEstimator>(), time));
         builder.Services.AddSingleton(_ => new ProviderStatusBoard(config.Providers.Select(p => (p.Name, p.Type)), time));
         builder.Services.AddSingleton<ChatExecutor>();
         builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));
