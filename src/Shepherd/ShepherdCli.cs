@@ -35,6 +35,7 @@ public static class ShepherdCli
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
         root.Subcommands.Add(KeysCommand.Create());
+        root.Subcommands.Add(RouteCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
@@ -44,7 +45,7 @@ public static class ShepherdCli
             }
 
             // No command: say so, show what there is, and fail, so a script that forgot the command notices.
-            parse.InvocationConfiguration.Error.WriteLine($"{Name}: a command is required (serve, config or keys).");
+            parse.InvocationConfiguration.Error.WriteLine($"{Name}: a command is required (serve, config, keys or route).");
             helpAction.Invoke(parse);
             return 1;
         });
@@ -88,6 +89,7 @@ public static class ShepherdCli
                   {Name} serve -c /etc/shepherd.yaml --urls http://0.0.0.0:8080
                   {Name} config check -c shepherd.yaml      Print every problem in a configuration; exit 1 if there is one.
                   {Name} keys create --name app --rpm 60 --daily-budget 5   Create a virtual key (admin API of a running gateway).
+                  {Name} route explain -m auto -r request.json -H 'x-shepherd-tags: task_type=classify'   How a request would be routed.
 
                 Environment:
                   {ConfigLoader.ConfigEnvironmentVariable,-24}The configuration file, when --config is not given.

@@ -68,6 +68,10 @@ public sealed class TokenEstimator
         return tokens;
     }
 
+    /// <summary>Estimated tokens of one message object (its text plus the per-message overhead), counted exactly as
+    /// <see cref="EstimatePrompt"/> counts it, so the messages of a request add up to its message part.</summary>
+    public int EstimateMessage(ReadOnlySpan<byte> messageJson) => TokensPerMessage + CountStrings(messageJson, countImages: true);
+
     /// <summary>Sums the tokens of every string value that is text a model reads (content, text, arguments, name, …).</summary>
     private int CountStrings(ReadOnlySpan<byte> json, bool countImages)
     {

@@ -47,6 +47,8 @@ public static class ConfigValidator
 
         ValidateRouting(config.Routing, problems);
 
+        RoutingConfigValidator.Validate(config, modelNames, problems);
+
         if (config.Models.Count == 0)
         {
             problems.Add(new ConfigProblem("models", "no models are configured: every chat request will get 404", IsWarning: true));

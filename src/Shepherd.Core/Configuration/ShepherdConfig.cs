@@ -17,6 +17,9 @@ public sealed record ShepherdConfig
 
     public List<ModelConfig> Models { get; init; } = [];
 
+    /// <summary>Virtual models resolved per request by ordered rules (see <see cref="RouterConfig"/>).</summary>
+    public List<RouterConfig> Routers { get; init; } = [];
+
     public ServerConfig Server { get; init; } = new();
 
     public LoggingConfig Logging { get; init; } = new();
@@ -176,6 +179,9 @@ public sealed record ModelConfig
 
     /// <summary>Opt-in: start a second attempt on another deployment when the first is slow to its first byte.</summary>
     public HedgingConfig? Hedging { get; init; }
+
+    /// <summary>What to do with a prompt that does not fit <see cref="ContextWindow"/> (see <see cref="ContextConfig"/>).</summary>
+    public ContextConfig? Context { get; init; }
 }
 
 public sealed record DeploymentConfig

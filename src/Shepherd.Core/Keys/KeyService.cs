@@ -20,9 +20,12 @@ public sealed class KeyService
     private readonly TimeProvider _time;
     private readonly BudgetCalendar _calendar;
     private readonly SemaphoreSlim _writes = new(1, 1);
+    private readonly string[] _virtualModels;
 
-    public KeyService(IKeyStore store, ISpendStore spend, KeyRegistry registry, ModelCatalog catalog, TimeProvider time, BudgetCalendar calendar)
+    /// <param name="router">The virtual models, whose names <c>allowed_models</c> may name too.</param>
+    public KeyService(IKeyStore store, ISpendStore spend, KeyRegistry registry, ModelCatalog catalog, TimeProvider time, BudgetCalendar calendar, Routing.Rules.VirtualModelRouter? router = null)
     {
+        _virtualModels = router?.Names.ToArray() ?? [];
         _store = store;
         _spend = spend;
         _registry = registry;
@@ -45,7 +48,7 @@ public sealed class KeyService
             runtime.Restore(today, s?.Today ?? 0m, s?.ThisMonth ?? 0m, s?.Total ?? 0m, record.CreditBalance);
 
             // A pattern that no longer matches (the model was removed from the config) simply allows nothing more.
-            _registry.Put(new KeyEntry(record, ModelAccess.Resolve(record.AllowedModels, _catalog), runtime));
+            _registry.Put(new KeyEntry(record, ModelAccess.Resolve(record.AllowedModels, _catalog, virtualModels: _virtualModels), runtime));
         }
     }
 
@@ -187,10 +190,10 @@ public sealed class KeyService
     private ModelAccess Check(VirtualKeyRecord record, List<FieldError> errors)
     {
         var unmatched = new List<string>();
-        var access = ModelAccess.Resolve(record.AllowedModels, _catalog, unmatched);
+        var access = ModelAccess.Resolve(record.AllowedModels, _catalog, unmatched, _virtualModels);
         foreach (var pattern in unmatched)
         {
-            errors.Add(new FieldError("allowed_models", $"'{pattern}' matches no configured model or alias"));
+            errors.Add(new FieldError("allowed_models", $"'{pattern}' matches no configured model, alias or router"));
         }
 
         for (var i = 0; i < record.IpAllowlist.Count; i++)

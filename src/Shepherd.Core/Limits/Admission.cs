@@ -24,6 +24,12 @@ public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int re
             ? new GatewayError(403, $"This API key is not allowed to use the model '{model.Name}'.", "invalid_request_error", "model_not_allowed", "model")
             : null;
 
+    /// <summary>For a request to a virtual model: 403 unless the key may use the model the router chose, or the router itself.</summary>
+    public static GatewayError? CheckModel(Caller caller, CatalogModel model, string virtualModel) =>
+        caller.Key is { } key && !key.Models.Allows(model) && !key.Models.AllowsVirtualModel(virtualModel)
+            ? new GatewayError(403, $"This API key is not allowed to use the model '{model.Name}' (chosen by '{virtualModel}').", "invalid_request_error", "model_not_allowed", "model")
+            : null;
+
     /// <summary>403 <c>ip_not_allowed</c> when the client address is outside the key's allow-list.</summary>
     public static GatewayError? CheckAddress(Caller caller, System.Net.IPAddress? address) =>
         caller.Key is { } key && !key.AllowsAddress(address)

@@ -3,6 +3,7 @@ namespace Shepherd.Server.Endpoints;
 using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Shepherd.Accounting;
 using Shepherd.Chat;
 using Shepherd.Errors;
@@ -10,6 +11,8 @@ using Shepherd.Limits;
 using Shepherd.Providers.OpenAI;
 using Shepherd.Providers.Shared;
 using Shepherd.Routing;
+using Shepherd.Routing.Context;
+using Shepherd.Routing.Rules;
 using Shepherd.Server.Hosting;
 using Shepherd.Server.Http;
 using Shepherd.Server.Logging;
@@ -17,11 +20,15 @@ using Shepherd.Server.Streaming;
 
 /// <summary>
 /// <c>POST /v1/chat/completions</c>, in this order: authenticate (401) → client address (403) → read and validate (400,
-/// 413, 415) → resolve the model (404) → model access (403) → rate limits and money, reserved atomically (429) →
-/// execute → write → settle the reservation with the real usage and cost.
+/// 413, 415) → resolve the model, through a virtual model's rules if it is one (404) → model access (403) → fit the
+/// context window (400) → rate limits and money, reserved atomically (429) → execute → write → settle the
+/// reservation with the real usage and cost.
 /// </summary>
 public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 {
+    /// <summary>For a virtual model: the name of the rule that chose the model.</summary>
+    public const string RouteRuleHeader = "x-shepherd-route-rule";
+
     public async Task HandleAsync(HttpContext context)
     {
         var request = RequestContext.Get(context);
@@ -72,13 +79,39 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 Log.RequestBody(gateway.Logger, request.RequestId, Encoding.UTF8.GetString(body.WrittenSpan));
             }
 
-            if (!gateway.Catalog.TryResolve(chat.Model, out var model))
+            CatalogModel model;
+            int? promptTokens = null;
+            if (gateway.Router.TryGet(chat.Model, out var virtualModel))
+            {
+                // A virtual model: its rules pick the model; access is checked for that model (or the router itself).
+                var headers = context.Request.Headers;
+                if (RequestHints.TryParse(headers[RequestHints.TagsHeader].ToString(), headers[RequestHints.LatencyBudgetHeader].ToString(), out var hints) is { } hintError)
+                {
+                    await FailAsync(context, caller, GatewayError.InvalidRequest(hintError, code: "invalid_header"));
+                    return;
+                }
+
+                var route = gateway.Router.Route(virtualModel, chat, hints);
+                model = route.Model;
+                promptTokens = route.Features.PromptTokensIfCounted;
+                context.Response.Headers[RouteRuleHeader] = route.RuleName;
+                if (gateway.Logger.IsEnabled(LogLevel.Information))
+                {
+                    Log.Routed(gateway.Logger, request.RequestId, route.Explain());
+                }
+
+                if (Admission.CheckModel(caller, model, virtualModel.Name) is { } routedError)
+                {
+                    await FailAsync(context, caller, routedError);
+                    return;
+                }
+            }
+            else if (!gateway.Catalog.TryResolve(chat.Model, out model))
             {
                 await FailAsync(context, caller, ModelNotFound(chat.Model, caller));
                 return;
             }
-
-            if (Admission.CheckModel(caller, model) is { } modelError)
+            else if (Admission.CheckModel(caller, model) is { } modelError)
             {
                 await FailAsync(context, caller, modelError);
                 return;
@@ -91,6 +124,25 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 return;
             }
 
+            // Before admission, so limits reserve what is really sent.
+            var fitted = gateway.Context.Apply(chat, model, promptTokens);
+            if (fitted.Status == ContextStatus.Rejected)
+            {
+                await FailAsync(context, caller, fitted.Error!);
+                return;
+            }
+
+            if (fitted.Status == ContextStatus.Truncated)
+            {
+                chat = fitted.Request;
+                promptTokens = fitted.TokensAfter;
+                Log.ContextTruncated(gateway.Logger, request.RequestId, model.Name, fitted.Describe(model));
+            }
+            else if (fitted.Status == ContextStatus.Fits)
+            {
+                promptTokens ??= fitted.PromptTokens;
+            }
+
             var fallbacks = ParseFallbacks(context.Request, out var fallbackError);
             if (fallbackError is not null)
             {
@@ -98,7 +150,11 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 return;
             }
 
-            int? promptTokens = Admission.NeedsEstimate(caller, model) ? gateway.Admission.EstimatePrompt(chat) : null;
+            if (promptTokens is null && Admission.NeedsEstimate(caller, model))
+            {
+                promptTokens = gateway.Admission.EstimatePrompt(chat);
+            }
+
             var decision = await gateway.Admission.AdmitAsync(caller, chat, model, promptTokens, context.RequestAborted);
             if (caller.Key is { } limited && (limited.Record.Rpm is not null || limited.Record.Tpm is not null))
             {

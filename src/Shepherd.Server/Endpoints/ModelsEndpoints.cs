@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Shepherd.Chat;
 using Shepherd.Errors;
 using Shepherd.Routing;
+using Shepherd.Routing.Rules;
 using Shepherd.Server.Hosting;
 using Shepherd.Server.Http;
 
@@ -34,6 +35,14 @@ public sealed class ModelsEndpoints(GatewayServices gateway)
                 WriteModel(w, model);
             }
 
+            foreach (var router in gateway.Router.Models)
+            {
+                if (key is null || key.Models.AllowsVirtualModel(router.Name))
+                {
+                    WriteVirtualModel(w, router);
+                }
+            }
+
             w.WriteEndArray();
             w.WriteEndObject();
         });
@@ -47,6 +56,12 @@ public sealed class ModelsEndpoints(GatewayServices gateway)
         }
 
         var caller = RequestContext.Get(context).Caller;
+        if (gateway.Router.TryGet(id, out var router) && caller?.Key?.Models.AllowsVirtualModel(router.Name) != false)
+        {
+            await WriteJsonAsync(context, w => WriteVirtualModel(w, router));
+            return;
+        }
+
         if (!gateway.Catalog.TryResolve(id, out var model) || caller?.Key?.Models.Allows(model) == false)
         {
             var shown = id.Length > 100 ? id[..100] + "…" : id;
@@ -104,6 +119,17 @@ public sealed class ModelsEndpoints(GatewayServices gateway)
             w.WriteEndArray();
         }
 
+        w.WriteEndObject();
+    }
+
+    /// <summary>A virtual model (router): owned by the gateway; its rules pick a configured model per request.</summary>
+    private static void WriteVirtualModel(Utf8JsonWriter w, VirtualModel router)
+    {
+        w.WriteStartObject();
+        w.WriteString("id"u8, router.Name);
+        w.WriteString("object"u8, "model"u8);
+        w.WriteNumber("created"u8, router.Created);
+        w.WriteString("owned_by"u8, "shepherd"u8);
         w.WriteEndObject();
     }
 

@@ -88,6 +88,7 @@ public static class GatewayApp
                 TimeSpan.FromMilliseconds(p.Timeouts.ConnectMs + p.Timeouts.FirstByteMs)),
             StringComparer.OrdinalIgnoreCase) as IReadOnlyDictionary<string, ProviderHandle>);
         builder.Services.AddSingleton(sp => new ModelCatalog(config, sp.GetRequiredService<IReadOnlyDictionary<string, ProviderHandle>>(), time, sp.GetRequiredService<IBreakerStore>()));
+        builder.Services.AddSingleton(sp => new Routing.Rules.VirtualModelRouter(config.Routers, sp.GetRequiredService<ModelCatalog>(), sp.GetRequiredService<TokenEstimator>(), time));
         builder.Services.AddSingleton(_ => new ProviderStatusBoard(config.Providers.Select(p => (p.Name, p.Type)), time));
         builder.Services.AddSingleton<ChatExecutor>();
         builder.Services.AddSingleton<KeyProber>();

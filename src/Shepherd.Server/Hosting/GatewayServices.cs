@@ -8,6 +8,8 @@ using Shepherd.Limits;
 using Shepherd.Server.Http;
 using Shepherd.Health;
 using Shepherd.Routing;
+using Shepherd.Routing.Context;
+using Shepherd.Routing.Rules;
 using Shepherd.Security;
 
 /// <summary>The gateway's long-lived parts, resolved once at start-up and captured by the endpoints.</summary>
@@ -25,7 +27,8 @@ public sealed class GatewayServices(
     IReadOnlyDictionary<string, ProviderHandle> providers,
     TimeProvider time,
     IUsageSink usageSink,
-    ILoggerFactory loggers)
+    ILoggerFactory loggers,
+    VirtualModelRouter router)
 {
     public static readonly string Version =
         typeof(GatewayServices).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
@@ -37,6 +40,12 @@ public sealed class GatewayServices(
     public ModelCatalog Catalog { get; } = catalog;
 
     public ChatExecutor Executor { get; } = executor;
+
+    /// <summary>The virtual models (<c>routers</c>): names resolved per request by ordered rules.</summary>
+    public VirtualModelRouter Router { get; } = router;
+
+    /// <summary>Fits prompts to a model's context window as its <c>context</c> settings say.</summary>
+    public ContextWindowManager Context { get; } = new(estimator);
 
     public ICallerAuthenticator Authenticator { get; } = authenticator;
 

@@ -26,6 +26,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "{RequestId} response body: {Body}")]
     public static partial void ResponseBody(ILogger logger, string requestId, string body);
 
+    [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "{RequestId} routed {Decision}")]
+    public static partial void Routed(ILogger logger, string requestId, string decision);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "{RequestId} context of {Model}: {Outcome}")]
+    public static partial void ContextTruncated(ILogger logger, string requestId, string model, string outcome);
+
     [LoggerMessage(EventId = 10, Level = LogLevel.Warning,
         Message = "No master key configured (set SHEPHERD_MASTER_KEY or master_key): a development master key was generated for this run and printed once to the console")]
     public static partial void GeneratedMasterKey(ILogger logger);

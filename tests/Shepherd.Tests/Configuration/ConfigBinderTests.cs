@@ -146,7 +146,7 @@ public sealed class ConfigBinderTests
     [Theory]
     [InlineData("alias: [ x ]", "models[0].alias: unknown key (did you mean 'aliases'?)")]
     [InlineData("price: { inptu: 1 }", "models[0].price.inptu: unknown key (did you mean 'input'?)")]
-    [InlineData("context: 5", "models[0].context: unknown key")]
+    [InlineData("context_size: 5", "models[0].context_size: unknown key")]
     public void Bind_UnknownModelKey_ErrorWithSuggestion(string line, string expected)
     {
         AssertErrors($"""
