@@ -114,26 +114,44 @@ public sealed partial class ChatExecutor
     public ValueTask<Execution<ChatStream>> StreamAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken, Action<RouteInfo>? onRoute = null) =>
         StreamAsync(request, model, new ExecutionOptions { OnRoute = onRoute }, cancellationToken);
 
-    /// <summary>The order in which a model's deployments would be tried now, with the strategy's reason (for <c>route explain</c>).</summary>
-    public IReadOnlyList<(CatalogDeployment Deployment, string Reason)> Preview(CatalogModel model, ChatRequest? request, int? promptTokens = null, int maxOutputTokens = 1024)
+    /// <summary>
+    /// The order in which a request's deployments would be tried now — the model's, by its strategy, then each
+    /// fallback model's — each with the reason for its place (for <c>route explain</c> and the decision log).
+    /// </summary>
+    public static IReadOnlyList<(CatalogDeployment Deployment, string Reason)> Preview(CatalogModel model, DateTimeOffset now, int? promptTokens = null, int maxOutputTokens = 1024)
     {
-        var now = _time.GetUtcNow();
-        var deployments = model.Deployments;
-        var candidates = new DeploymentCandidate[deployments.Count];
-        for (var i = 0; i < deployments.Count; i++)
+        var result = new List<(CatalogDeployment, string)>();
+        Describe(model, null);
+        for (var f = 0; f < model.Fallbacks.Count; f++)
         {
-            candidates[i] = Candidate(deployments[i], i, promptTokens, maxOutputTokens);
+            Describe(model.Fallbacks[f], $"fallback {f + 1} ({model.Fallbacks[f].Name})");
         }
 
-        var order = new int[candidates.Length];
-        model.Strategy.Order(candidates, order, Uniform);
-        return order.Select(i =>
+        return result;
+
+        void Describe(CatalogModel m, string? prefix)
         {
-            var d = deployments[candidates[i].Index];
-            var available = d.State.Breaker.IsAvailable(now);
-            var reason = $"{model.Strategy.Name}: {model.Strategy.Describe(candidates[i])}" + (available ? string.Empty : " — breaker open, skipped");
-            return (d, reason);
-        }).ToArray();
+            var deployments = m.Deployments;
+            var candidates = new DeploymentCandidate[deployments.Count];
+            for (var i = 0; i < deployments.Count; i++)
+            {
+                candidates[i] = Candidate(deployments[i], i, promptTokens, maxOutputTokens);
+            }
+
+            var order = new int[candidates.Length];
+            m.Strategy.Order(candidates, order, () => 0.5);
+            foreach (var position in order)
+            {
+                var d = deployments[candidates[position].Index];
+                var reason = $"{m.Strategy.Name}: {m.Strategy.Describe(candidates[position])}";
+                if (!d.State.Breaker.IsAvailable(now))
+                {
+                    reason += " — breaker open, skipped";
+                }
+
+                result.Add((d, prefix is null ? reason : $"{prefix}, {reason}"));
+            }
+        }
     }
 
     private async ValueTask<Execution<T>> RunAsync<T>(ChatRequest request, CatalogModel requested, ExecutionOptions options, AttemptKind<T> kind, CancellationToken cancellationToken)

@@ -54,7 +54,7 @@ public sealed class RouteCommandTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Contains($"\nDecision: {decision}\n", output, StringComparison.Ordinal);
         Assert.Contains($"\nChosen model: {model} (rule '{rule}', x-shepherd-route-rule: {rule})\n", output, StringComparison.Ordinal);
-        Assert.Contains($"\nDeployments, in the order they would be tried:\n   1. sim/{model} (provider sim, simulated): configured position 1\n", output, StringComparison.Ordinal);
+        Assert.Contains($"\nDeployments, in the order they would be tried:\n   1. sim/{model} (provider sim, simulated): priority: priority 0, weight 1\n", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public sealed class RouteCommandTests : IDisposable
 
         Assert.Equal(0, code);
         Assert.Contains("Model: deepseek-v3.2 (not a virtual model: no rules to check)\n", output, StringComparison.Ordinal);
-        Assert.Contains("   1. sim/deepseek-v3.2 (provider sim, simulated): configured position 1\n", output, StringComparison.Ordinal);
+        Assert.Contains("   1. sim/deepseek-v3.2 (provider sim, simulated): priority: priority 0, weight 1\n", output, StringComparison.Ordinal);
     }
 
     [Fact]
