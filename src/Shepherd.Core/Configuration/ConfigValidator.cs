@@ -46,12 +46,26 @@ public static class ConfigValidator
         }
 
         ValidateRouting(config.Routing, problems);
+        ValidateUsage(config.Usage, problems);
 
         RoutingConfigValidator.Validate(config, modelNames, problems);
 
         if (config.Models.Count == 0)
         {
             problems.Add(new ConfigProblem("models", "no models are configured: every chat request will get 404", IsWarning: true));
+        }
+    }
+
+    private static void ValidateUsage(UsageConfig usage, List<ConfigProblem> problems)
+    {
+        CheckRange(usage.RetentionDays, 0, 36_500, "usage.retention_days", problems);
+        CheckRange(usage.QueueCapacity, 100, 10_000_000, "usage.queue_capacity", problems);
+        CheckRange(usage.BatchSize, 1, 100_000, "usage.batch_size", problems);
+        CheckRange(usage.FlushIntervalMs, 10, 60_000, "usage.flush_interval_ms", problems);
+        CheckRange(usage.WriteTimeoutMs, 100, 600_000, "usage.write_timeout_ms", problems);
+        if (usage.SpillPath is { } path && string.IsNullOrWhiteSpace(path))
+        {
+            problems.Add(new ConfigProblem("usage.spill_path", "must not be empty"));
         }
     }
 

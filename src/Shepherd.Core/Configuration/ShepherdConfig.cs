@@ -29,10 +29,37 @@ public sealed record ShepherdConfig
 
     public LimitsConfig Limits { get; init; } = new();
 
+    /// <summary>Usage records: one per request, written behind the request path.</summary>
+    public UsageConfig Usage { get; init; } = new();
+
     /// <summary>Retries, breakers, retry budget and health probes: how the executor handles upstream failures.</summary>
     public RoutingConfig Routing { get; init; } = new();
 
     public const string DefaultStorage = "sqlite:./shepherd.db";
+}
+
+/// <summary>Usage records: one per client request, queued in memory and written in batches; spilled to a local file when the store cannot keep up.</summary>
+public sealed record UsageConfig
+{
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>Days raw records are kept; daily rollups are kept for ever. 0 keeps raw records for ever.</summary>
+    public int RetentionDays { get; init; } = 30;
+
+    /// <summary>Records waiting in memory at most; beyond it, they go straight to the spill file.</summary>
+    public int QueueCapacity { get; init; } = 100_000;
+
+    /// <summary>Records per insert transaction at most.</summary>
+    public int BatchSize { get; init; } = 1_000;
+
+    /// <summary>How often the writer looks for work when idle (spill replay, retention).</summary>
+    public int FlushIntervalMs { get; init; } = 200;
+
+    /// <summary>A batch write that takes longer fails over to the spill file.</summary>
+    public int WriteTimeoutMs { get; init; } = 5_000;
+
+    /// <summary>The spill file (JSON lines). Default: <c>usage-spill.jsonl</c> beside the database.</summary>
+    public string? SpillPath { get; init; }
 }
 
 /// <summary>How virtual-key limits and budgets count.</summary>

@@ -94,7 +94,16 @@ public static class GatewayApp
         builder.Services.AddSingleton<KeyProber>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyProber>());
         builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));
-        builder.Services.AddSingleton<IUsageSink>(NullUsageSink.Instance);
+        builder.Services.AddSingleton(sp => new SqliteUsageStore(sp.GetRequiredService<SqliteDatabase>(), TimeSpan.FromMilliseconds(Math.Min(2000, config.Usage.WriteTimeoutMs))));
+        builder.Services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<SqliteUsageStore>());
+        builder.Services.AddSingleton(sp => new UsageRecorder(
+            sp.GetRequiredService<IUsageStore>(),
+            config.Usage,
+            config.Usage.SpillPath ?? Path.Combine(Path.GetDirectoryName(sp.GetRequiredService<SqliteDatabase>().Path) ?? ".", "usage-spill.jsonl"),
+            time,
+            sp.GetRequiredService<ILogger<UsageRecorder>>()));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
+        builder.Services.AddSingleton<IUsageSink>(sp => sp.GetRequiredService<UsageRecorder>());
         builder.Services.AddSingleton<GatewayServices>();
 
         var app = builder.Build();
