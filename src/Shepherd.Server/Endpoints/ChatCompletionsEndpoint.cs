@@ -335,9 +335,15 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 }
 
                 // The gateway always asks for usage; the usage chunk reaches the client only if it asked too.
-                if (!current.IsUsageOnly || chat.IncludeUsage)
+                if (!current.IsUsageOnly)
                 {
                     SseWriter.WriteData(writer, current.Json.Span);
+                }
+                else if (chat.IncludeUsage)
+                {
+                    // The final usage chunk also says what the request cost (SDKs ignore unknown fields).
+                    var cost = current.Usage is { } chunkCost ? Pricing.Cost(chunkCost, execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow())) : 0m;
+                    SseWriter.WriteData(writer, WithShepherdField(current.Json.Span, cost, request.RequestId));
                 }
 
                 // Flush only when the next event is not already at hand, so bursts go out in one write.
@@ -376,6 +382,25 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             relayed?.Dispose();
             request.Cost = Pricing.Cost(request.Usage, execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow()));
         }
+    }
+
+    /// <summary>The usage chunk with <c>"shepherd":{"cost_usd":…,"request_id":…}</c> added before its closing brace.</summary>
+    private static byte[] WithShepherdField(ReadOnlySpan<byte> chunk, decimal cost, string requestId)
+    {
+        var end = chunk.LastIndexOf((byte)'}');
+        if (end < 0)
+        {
+            return chunk.ToArray();
+        }
+
+        var field = Encoding.UTF8.GetBytes(string.Create(
+            CultureInfo.InvariantCulture,
+            $",\"shepherd\":{{\"cost_usd\":{cost},\"request_id\":\"{requestId}\"}}"));
+        var result = new byte[end + field.Length + (chunk.Length - end)];
+        chunk[..end].CopyTo(result);
+        field.CopyTo(result.AsSpan(end));
+        chunk[end..].CopyTo(result.AsSpan(end + field.Length));
+        return result;
     }
 
     private void LogFailure(RequestContext request, RouteInfo? route, UpstreamFailure? failure)
