@@ -35,6 +35,7 @@ public static class ShepherdCli
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
         root.Subcommands.Add(KeysCommand.Create());
+        root.Subcommands.Add(Commands.Bench.BenchCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
