@@ -36,6 +36,7 @@ public static class ShepherdCli
         root.Subcommands.Add(ConfigCommand.Create());
         root.Subcommands.Add(KeysCommand.Create());
         root.Subcommands.Add(RouteCommand.Create());
+        root.Subcommands.Add(Commands.Bench.BenchCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
@@ -89,6 +90,8 @@ public static class ShepherdCli
                   {Name} serve -c /etc/shepherd.yaml --urls http://0.0.0.0:8080
                   {Name} config check -c shepherd.yaml      Print every problem in a configuration; exit 1 if there is one.
                   {Name} keys create --name app --rpm 60 --daily-budget 5   Create a virtual key (admin API of a running gateway).
+                  {Name} route explain --model auto --request req.json      How a request would be routed (sends nothing).
+                  {Name} bench --model demo-fast --requests 200 --concurrency 8 --html report.html
                   {Name} route explain -m auto -r request.json -H 'x-shepherd-tags: task_type=classify'   How a request would be routed.
 
                 Environment:
@@ -97,7 +100,7 @@ public static class ShepherdCli
                   {"SHEPHERD_URL",-24}The gateway 'keys' talks to (default http://127.0.0.1:8080).
                   {"${VAR} in the config",-24}Any configuration value may reference an environment variable.
 
-                Exit codes: 0 success, 1 invalid configuration, failed start-up or bad usage.
+                Exit codes: 0 success, 1 invalid configuration, failed start-up or bad usage; bench: 2 gateway unreachable, 130 interrupted.
 
                 Run '{Name} <command> --help' for a command's options. Configuration reference: docs/configuration.md.
                 """);
