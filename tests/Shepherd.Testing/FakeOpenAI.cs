@@ -1,5 +1,6 @@
 namespace Shepherd.Testing;
 
+using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -11,9 +12,16 @@ using Microsoft.AspNetCore.Http;
 /// </summary>
 public sealed class FakeOpenAI : IAsyncDisposable
 {
+    private readonly ConcurrentDictionary<string, bool> _refused = new(StringComparer.Ordinal);
     private FakeUpstream _server = null!;
 
     public FaultPlan Faults { get; } = new();
+
+    /// <summary>From now on, requests with this bearer key get 401 (chat and <c>GET /v1/models</c> alike).</summary>
+    public void RefuseKey(string key) => _refused[key] = true;
+
+    /// <summary>Accepts a refused key again.</summary>
+    public void AcceptKey(string key) => _refused.TryRemove(key, out _);
 
     /// <summary>The text of a normal answer; streamed word by word.</summary>
     public string Reply { get; set; } = "Hello from the fake upstream.";
@@ -45,7 +53,20 @@ public sealed class FakeOpenAI : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context, RecordedRequest request)
     {
+        if (!_refused.IsEmpty && _refused.ContainsKey(request.BearerKey))
+        {
+            context.Response.StatusCode = 401;
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(Error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), context.RequestAborted);
+            return;
+        }
+
         var fault = Faults.Next();
+        if (fault.HoldUntil is { } hold)
+        {
+            await hold.WaitAsync(context.RequestAborted);
+        }
+
         if (fault.DelayBeforeHeaders > TimeSpan.Zero)
         {
             await Task.Delay(fault.DelayBeforeHeaders, context.RequestAborted);
@@ -166,7 +187,7 @@ public sealed class FakeOpenAI : IAsyncDisposable
         string Chunk(string delta, string? finish = null) =>
             $$"""{"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1760000000,"model":{{JsonSerializer.Serialize(model)}},"choices":[{"index":0,"delta":{{delta}},"logprobs":null,"finish_reason":{{(finish is null ? "null" : $"\"{finish}\"")}}}]{{(includeUsage ? ",\"usage\":null" : "")}}}""";
 
-        events.Add(Chunk("""{"role":"assistant","content":""}"""));
+        events.Add(fault.FirstEventData ?? Chunk("""{"role":"assistant","content":""}"""));
         if (toolName is null)
         {
             foreach (var piece in SplitWords(Reply))
@@ -207,6 +228,11 @@ public sealed class FakeOpenAI : IAsyncDisposable
 
             if (fault.DropAfterEvents == i)
             {
+                if (fault.DropWhen is { } when)
+                {
+                    await when.WaitAsync(context.RequestAborted);
+                }
+
                 context.Abort();
                 return;
             }

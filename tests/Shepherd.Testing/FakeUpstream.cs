@@ -12,6 +12,12 @@ public sealed record RecordedRequest(string Method, string Path, string Query, I
 {
     public string BodyText => System.Text.Encoding.UTF8.GetString(Body);
 
+    /// <summary>When the request arrived, by the fake's <see cref="FakeUpstream.Clock"/>.</summary>
+    public DateTimeOffset ReceivedAt { get; init; }
+
+    /// <summary>The bearer key it carried (empty when none).</summary>
+    public string BearerKey => Headers.TryGetValue("authorization", out var value) && value.StartsWith("Bearer ", StringComparison.Ordinal) ? value[7..] : "";
+
     public System.Text.Json.JsonDocument Json() => System.Text.Json.JsonDocument.Parse(Body);
 }
 
@@ -31,6 +37,9 @@ public sealed class FakeUpstream : IAsyncDisposable
     }
 
     public string BaseUrl { get; private set; } = "";
+
+    /// <summary>Stamps <see cref="RecordedRequest.ReceivedAt"/> (tests with a fake clock set theirs here).</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
 
     public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
 
@@ -56,7 +65,10 @@ public sealed class FakeUpstream : IAsyncDisposable
             using var body = new MemoryStream();
             await context.Request.Body.CopyToAsync(body);
             var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
-            var recorded = new RecordedRequest(context.Request.Method, context.Request.Path, context.Request.QueryString.Value ?? "", headers, body.ToArray());
+            var recorded = new RecordedRequest(context.Request.Method, context.Request.Path, context.Request.QueryString.Value ?? "", headers, body.ToArray())
+            {
+                ReceivedAt = fake.Clock.GetUtcNow(),
+            };
             fake.Requests.Enqueue(recorded);
             Interlocked.Increment(ref fake._started);
             try

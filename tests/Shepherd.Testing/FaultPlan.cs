@@ -27,6 +27,52 @@ public sealed class FaultPlan
         return this;
     }
 
+    /// <summary>
+    /// Picks a fault at random but reproducibly: request <c>n</c> always gets the same answer for the same seed,
+    /// whatever the order in which concurrent requests arrive. Each fault has its probability; the rest answer normally.
+    /// </summary>
+    public FaultPlan Randomly(int seed, params (double Probability, Fault Fault)[] faults)
+    {
+        Selector = n =>
+        {
+            var u = Uniform(seed, n);
+            foreach (var (probability, fault) in faults)
+            {
+                if (u < probability)
+                {
+                    return fault;
+                }
+
+                u -= probability;
+            }
+
+            return Fault.None;
+        };
+        return this;
+    }
+
+    /// <summary>Answers normally again: no selector, an empty queue, no default fault.</summary>
+    public FaultPlan Clear()
+    {
+        Selector = null;
+        _queue.Clear();
+        _default = Fault.None;
+        return this;
+    }
+
+    /// <summary>How many requests asked this plan for their fault.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>A uniform value in [0, 1) from (seed, n): SplitMix64, stable across runs and platforms.</summary>
+    public static double Uniform(int seed, int n)
+    {
+        var z = unchecked(((ulong)(uint)seed << 32) + (ulong)(uint)n + 0x9E3779B97F4A7C15UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        z ^= z >> 31;
+        return (z >> 11) * (1.0 / (1UL << 53));
+    }
+
     public Fault Next()
     {
         var n = Interlocked.Increment(ref _count);
@@ -65,11 +111,23 @@ public sealed record Fault
     /// <summary>For streams: abort the connection after this many events.</summary>
     public int? DropAfterEvents { get; init; }
 
+    /// <summary>
+    /// For streams with <see cref="DropAfterEvents"/>: drop only once this task completes, so a test can make sure the
+    /// events before the drop reached the gateway (a reset connection may discard bytes still on their way).
+    /// </summary>
+    public Task? DropWhen { get; init; }
+
     /// <summary>For streams: stop sending (but keep the connection open) after this many events.</summary>
     public int? StallAfterEvents { get; init; }
 
     /// <summary>Abort the connection without any answer.</summary>
     public bool DropConnection { get; init; }
+
+    /// <summary>Answer only once this task completes (a test holds requests in flight and releases them).</summary>
+    public Task? HoldUntil { get; init; }
+
+    /// <summary>For streams: send this as the first event's data instead of the role chunk (e.g. malformed JSON).</summary>
+    public string? FirstEventData { get; init; }
 
     public static Fault WithStatus(int status, string? body = null, params (string Name, string Value)[] headers) =>
         new() { Status = status, Body = body, Headers = headers.ToDictionary(h => h.Name, h => h.Value) };

@@ -4,6 +4,39 @@ using Shepherd.Chat;
 using Shepherd.Errors;
 using Shepherd.Providers;
 
+/// <summary>
+/// The cancellation of one attempt: the client's abort, a hedging race decided elsewhere, and a deadline that runs on
+/// the gateway's clock (a linked source would time it by the system clock, unlike every other wait of the executor).
+/// </summary>
+internal sealed class AttemptCancellation : IDisposable
+{
+    private readonly CancellationTokenSource _source;
+    private readonly CancellationTokenRegistration _client;
+    private readonly CancellationTokenRegistration _race;
+
+    public AttemptCancellation(TimeProvider time, CancellationToken client, CancellationToken race = default)
+    {
+        _source = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        _client = client.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
+        _race = race.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
+    }
+
+    public CancellationToken Token => _source.Token;
+
+    public bool IsCancellationRequested => _source.IsCancellationRequested;
+
+    /// <summary>Cancels after <paramref name="delay"/> on the gateway's clock; <see cref="Timeout.InfiniteTimeSpan"/> stops the timer.</summary>
+    public void CancelAfter(TimeSpan delay) => _source.CancelAfter(delay);
+
+    public void Dispose()
+    {
+        // Registrations first: disposing one waits for a callback under way, so none can touch a disposed source.
+        _client.Dispose();
+        _race.Dispose();
+        _source.Dispose();
+    }
+}
+
 /// <summary>What differs between a non-streamed and a streamed attempt: how it is sent, and who releases the slot.</summary>
 internal abstract class AttemptKind<T>
     where T : class
@@ -16,7 +49,7 @@ internal abstract class AttemptKind<T>
     /// <param name="attempt">This attempt's cancellation (client, hedging race; owned by the result when it holds the slot).</param>
     /// <param name="onEnd">For results that hold the slot: called once when they end, with the failure if they failed.</param>
     /// <param name="client">The client's cancellation alone.</param>
-    public abstract ValueTask<UpstreamOutcome<T>> SendAsync(CatalogDeployment deployment, UpstreamCall call, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd, CancellationToken client);
+    public abstract ValueTask<UpstreamOutcome<T>> SendAsync(CatalogDeployment deployment, UpstreamCall call, AttemptCancellation attempt, Action<UpstreamFailure?> onEnd, CancellationToken client);
 
     /// <summary>Releases a result nobody will use (a hedging loser that still succeeded).</summary>
     public abstract void Discard(T value);
@@ -28,7 +61,7 @@ internal sealed class CompletionKind : AttemptKind<ChatCompletion>
 
     public override bool HoldsSlot => false;
 
-    public override ValueTask<UpstreamOutcome<ChatCompletion>> SendAsync(CatalogDeployment deployment, UpstreamCall call, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd, CancellationToken client) =>
+    public override ValueTask<UpstreamOutcome<ChatCompletion>> SendAsync(CatalogDeployment deployment, UpstreamCall call, AttemptCancellation attempt, Action<UpstreamFailure?> onEnd, CancellationToken client) =>
         deployment.Provider.CompleteAsync(call, attempt.Token);
 
     public override void Discard(ChatCompletion value) => value.Dispose();
@@ -44,7 +77,7 @@ internal sealed class StreamKind : AttemptKind<ChatStream>
 
     public override bool HoldsSlot => true;
 
-    public override async ValueTask<UpstreamOutcome<ChatStream>> SendAsync(CatalogDeployment deployment, UpstreamCall call, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd, CancellationToken client)
+    public override async ValueTask<UpstreamOutcome<ChatStream>> SendAsync(CatalogDeployment deployment, UpstreamCall call, AttemptCancellation attempt, Action<UpstreamFailure?> onEnd, CancellationToken client)
     {
         attempt.CancelAfter(deployment.Handle.FirstByteTimeout);
         ChatStream? stream = null;

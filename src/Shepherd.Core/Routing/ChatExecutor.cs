@@ -74,10 +74,11 @@ public sealed record ExecutionOptions
 /// down after a 429, or already tried) and a slot of the deployment's bounded queue, then sends. Caller faults are
 /// returned as they are; a refused key is taken out and the next key tried at once; a 429 cools the key down (honouring
 /// <c>retry-after</c>) and moves on; transient failures and timeouts move to the next deployment, and a deployment already
-/// tried is retried only after exponential backoff with full jitter. Every attempt after the first spends the shared retry
-/// budget, and the whole request has a deadline, so an outage is never amplified. When every deployment of a model failed
-/// or is unavailable, the next model of the chain takes over; a prompt too long for a model goes to the next one with a
-/// larger context window. A stream is committed at its first content chunk: until then, any failure (error status,
+/// tried is retried only after exponential backoff with full jitter (and only on the last model of the chain: before it,
+/// the next model is the retry). Every attempt after the first (hedges included) spends the shared retry budget and
+/// counts towards <c>max_attempts</c>, and the whole request has a deadline, so an outage is never amplified. When every
+/// deployment of a model failed or is unavailable, the next model of the chain takes over; a prompt too long for a model
+/// goes only to later models with a larger context window. A stream is committed at its first content chunk: until then, any failure (error status,
 /// malformed or empty first event, no first token within <c>first_byte_ms</c>) fails over exactly like a non-streamed
 /// request. Optional hedging races a second deployment when the first is slow to its first byte.
 /// </remarks>
@@ -167,13 +168,17 @@ public sealed partial class ChatExecutor
         {
             var model = c < 0 ? requested : chain[c];
 
-            // After a prompt that was too long, only a model with a larger window can help.
-            if (state.LastFailure?.Class == FailureClass.ContextOverflow && model.ContextWindow <= state.OverflowWindow)
+            // After a prompt that was too long, only a model with a larger window can help (also once a later
+            // model failed for another reason: the prompt has not become shorter).
+            if (model.ContextWindow <= state.OverflowWindow)
             {
                 continue;
             }
 
-            var result = await RunModelAsync(request, requested, model, options, kind, state, deadline, cancellationToken).ConfigureAwait(false);
+            // Only the last model of the chain retries deployments it already tried: before it, the next model is the
+            // retry, and retrying here would spend the attempts the fallbacks need.
+            var last = c == chain.Count - 1;
+            var result = await RunModelAsync(request, requested, model, options, kind, state, deadline, last, cancellationToken).ConfigureAwait(false);
             if (result is { } done)
             {
                 return done;
@@ -207,6 +212,7 @@ public sealed partial class ChatExecutor
         AttemptKind<T> kind,
         RunState state,
         DateTimeOffset deadline,
+        bool lastInChain,
         CancellationToken cancellationToken)
         where T : class
     {
@@ -219,7 +225,8 @@ public sealed partial class ChatExecutor
         var hedgeFirst = model.Config.Hedging is not null && state.Attempts == 0;
 
         // Passes over the ordered deployments: a deployment is tried again (after backoff) in a later pass.
-        for (var pass = 0; pass < _routing.MaxAttempts; pass++)
+        var passes = lastInChain ? _routing.MaxAttempts : 1;
+        for (var pass = 0; pass < passes; pass++)
         {
             var attemptedThisPass = false;
             for (var o = 0; o < ordered; o++)
@@ -261,6 +268,12 @@ public sealed partial class ChatExecutor
                     if (hedged is { } result)
                     {
                         return result;
+                    }
+
+                    if (model.ContextWindow <= state.OverflowWindow)
+                    {
+                        // The prompt is too long for this model: its other deployments cannot help either.
+                        return null;
                     }
 
                     attemptedThisPass = true;
@@ -343,6 +356,12 @@ public sealed partial class ChatExecutor
                 return result;
             }
 
+            // max_attempts counts every attempt, the next key's included.
+            if (state.Attempts >= _routing.MaxAttempts)
+            {
+                return AttemptResult.Stop;
+            }
+
             if (state.Attempts > 0 && !Budget.TryRetry(now))
             {
                 LogBudgetSpent(_logger, options.RequestId, deployment.Id);
@@ -373,7 +392,7 @@ public sealed partial class ChatExecutor
                     state.Result = new Execution<T>(null, failure.ToClientError(), route, failure);
                     return AttemptResult.Done;
                 case FailureClass.ContextOverflow:
-                    state.OverflowWindow = model.ContextWindow;
+                    state.OverflowWindow = Math.Max(state.OverflowWindow, model.ContextWindow);
                     return AttemptResult.NextModel;
                 case FailureClass.BadCredential:
                 case FailureClass.RateLimited:
@@ -416,24 +435,27 @@ public sealed partial class ChatExecutor
             FallbackFrom = ReferenceEquals(model, requested) ? null : requested,
             KeyId = key.Id,
         };
-        var now = _time.GetUtcNow();
-        var tokens = (options.PromptTokens ?? 0) + (long)options.MaxOutputTokens;
-        if (!deployment.State.TryCountUpstream(now, tokens))
-        {
-            state.RetryAfter ??= TimeSpan.FromSeconds(1);
-            return (null, route);
-        }
-
-        if (!await deployment.State.EnterAsync(cancellationToken).ConfigureAwait(false))
+        if (!await deployment.State.EnterAsync(_time, cancellationToken).ConfigureAwait(false))
         {
             state.RetryAfter ??= TimeSpan.FromSeconds(1);
             LogQueueFull(_logger, options.RequestId, deployment.Id);
             return (null, route);
         }
 
-        if (!deployment.State.Breaker.TryPass(_time.GetUtcNow(), out var probe))
+        var now = _time.GetUtcNow();
+        if (!deployment.State.Breaker.TryPass(now, out var probe))
         {
             deployment.State.Exit();
+            return (null, route);
+        }
+
+        // Counted against the upstream's RPM/TPM only now that it is sure to be sent (not when refused by the queue).
+        var tokens = (options.PromptTokens ?? 0) + (long)options.MaxOutputTokens;
+        if (!deployment.State.TryCountUpstream(now, tokens))
+        {
+            deployment.State.Breaker.OnAbandoned(probe);
+            deployment.State.Exit();
+            state.RetryAfter ??= TimeSpan.FromSeconds(1);
             return (null, route);
         }
 
@@ -441,9 +463,7 @@ public sealed partial class ChatExecutor
         state.LastRoute = route;
         options.OnRoute?.Invoke(route);
         var call = new UpstreamCall(request, deployment.UpstreamModel, key.Secret, model.Config.MaxOutputTokens ?? 4096);
-        var attempt = race is null
-            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
-            : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, race.Token);
+        var attempt = new AttemptCancellation(_time, cancellationToken, race?.Token ?? default);
         var started = Stopwatch.GetTimestamp();
         UpstreamOutcome<T> outcome;
         try
@@ -554,10 +574,12 @@ public sealed partial class ChatExecutor
         var pending = new List<(Task<(UpstreamOutcome<T>? Outcome, RouteInfo Route)> Task, CancellationTokenSource Race, CatalogDeployment Deployment)>();
         var maxAttempts = Math.Clamp(model.Config.Hedging!.MaxAttempts, 1, order.Length);
         var next = 0;
+        var started = 0;
+        var attemptsBefore = state.Attempts;
 
         bool StartNext()
         {
-            while (next < order.Length)
+            while (next < order.Length && attemptsBefore + started < _routing.MaxAttempts)
             {
                 var index = order[next++];
                 var deployment = model.Deployments[index];
@@ -566,6 +588,15 @@ public sealed partial class ChatExecutor
                 {
                     continue;
                 }
+
+                // A hedge (or a failover inside the race) is an extra attempt like any retry: paid from the retry budget.
+                if (attemptsBefore + started > 0 && !Budget.TryRetry(_time.GetUtcNow()))
+                {
+                    LogBudgetSpent(_logger, options.RequestId, deployment.Id);
+                    return false;
+                }
+
+                started++;
 
                 tried[index] = true;
                 var race = new CancellationTokenSource();
@@ -626,6 +657,13 @@ public sealed partial class ChatExecutor
                 if (failed.Failure!.Class == FailureClass.CallerFault)
                 {
                     winner = new Execution<T>(null, failed.Failure.ToClientError(), route, failed.Failure);
+                    break;
+                }
+
+                if (failed.Failure.Class == FailureClass.ContextOverflow)
+                {
+                    // Every deployment of this model has the same window: stop racing, let a larger model try.
+                    state.OverflowWindow = Math.Max(state.OverflowWindow, model.ContextWindow);
                     break;
                 }
             }

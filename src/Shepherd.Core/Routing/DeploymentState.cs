@@ -11,6 +11,7 @@ public sealed class DeploymentState
     private const int LatencySamples = 64;
 
     private readonly object _latencyGate = new();
+    private readonly object _upstreamGate = new();
     private readonly double[] _latencies = new double[LatencySamples];
     private readonly SemaphoreSlim? _slots;
     private readonly int _queueSize;
@@ -47,8 +48,10 @@ public sealed class DeploymentState
     public double LatencyMs => Volatile.Read(ref _ewmaMs);
 
     /// <summary>Takes a concurrency slot, waiting in the bounded queue if needed.</summary>
+    /// <param name="time">The clock that times the wait (the gateway's, so tests can move it).</param>
+    /// <param name="cancellationToken">The client's cancellation.</param>
     /// <returns>False when the queue is full or the wait timed out: the request should move on.</returns>
-    public async ValueTask<bool> EnterAsync(CancellationToken cancellationToken)
+    public async ValueTask<bool> EnterAsync(TimeProvider time, CancellationToken cancellationToken)
     {
         if (_slots is null)
         {
@@ -68,12 +71,16 @@ public sealed class DeploymentState
             return false;
         }
 
+        // The queue timeout runs on the gateway's clock, like every other wait.
+        using var timeout = new CancellationTokenSource(QueueTimeout, time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
-            if (!await _slots.WaitAsync(QueueTimeout, cancellationToken).ConfigureAwait(false))
-            {
-                return false;
-            }
+            await _slots.WaitAsync(wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
         finally
         {
@@ -98,19 +105,23 @@ public sealed class DeploymentState
             return true;
         }
 
-        if (_requests is not null && !_requests.HasRoom(now, 1))
+        // Check and count under one lock: concurrent requests must not both take the last room.
+        lock (_upstreamGate)
         {
-            return false;
-        }
+            if (_requests is not null && !_requests.HasRoom(now, 1))
+            {
+                return false;
+            }
 
-        if (_tokens is not null && !_tokens.HasRoom(now, tokens))
-        {
-            return false;
-        }
+            if (_tokens is not null && !_tokens.HasRoom(now, tokens))
+            {
+                return false;
+            }
 
-        _requests?.Add(now, 1);
-        _tokens?.Add(now, tokens);
-        return true;
+            _requests?.Add(now, 1);
+            _tokens?.Add(now, tokens);
+            return true;
+        }
     }
 
     public void RecordFirstByte(TimeSpan elapsed)

@@ -13,14 +13,14 @@ internal sealed class ExecutedStream : ChatStream
     private readonly ChatStream _inner;
     private readonly List<(byte[] Json, bool UsageOnly, Usage? Usage)> _prelude;
     private readonly Action<UpstreamFailure?> _onEnd;
-    private readonly CancellationTokenSource _attempt;
+    private readonly AttemptCancellation _attempt;
     private int _preludeIndex;
     private bool _firstReturned;
     private StreamEvent _current;
     private UpstreamFailure? _failure;
     private bool _ended;
 
-    public ExecutedStream(ChatStream inner, List<(byte[] Json, bool UsageOnly, Usage? Usage)> prelude, CancellationTokenSource attempt, Action<UpstreamFailure?> onEnd)
+    public ExecutedStream(ChatStream inner, List<(byte[] Json, bool UsageOnly, Usage? Usage)> prelude, AttemptCancellation attempt, Action<UpstreamFailure?> onEnd)
     {
         _inner = inner;
         _prelude = prelude;

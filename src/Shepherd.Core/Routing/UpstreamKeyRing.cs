@@ -101,6 +101,13 @@ public sealed class UpstreamKeyRing
             var key = _keys[(int)((start + (uint)i) % (uint)_keys.Length)];
             if ((exclude & Bit(key.Index)) == 0 && key.IsUsable(now))
             {
+                // Move the ring past the keys skipped, so the next caller starts after this one: otherwise the key
+                // after an unusable one would take its turns too and carry twice the load of the others.
+                if (i > 0)
+                {
+                    Interlocked.Add(ref _next, (uint)i);
+                }
+
                 return key;
             }
         }
