@@ -73,5 +73,8 @@ public readonly struct LimitLease
     /// <summary>The request took a parallel slot that settlement frees.</summary>
     public bool Counted { get; }
 
+    /// <summary>Identifies the reservation in a shared store (Redis); 0 for the in-memory limiter, negative for a local fallback.</summary>
+    public long Id { get; init; }
+
     public bool IsActive => Key is not null;
 }

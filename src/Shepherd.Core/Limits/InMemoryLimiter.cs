@@ -126,23 +126,7 @@ public sealed class InMemoryLimiter(TimeProvider time, BudgetCalendar calendar, 
                 }
 
                 // Summed per key and day until the ledger saves it: one row per key per save, not one per request.
-                if (runtime.UnsavedDay != today)
-                {
-                    if (runtime.UnsavedSpend != 0m || runtime.UnsavedCredit != 0m)
-                    {
-                        spilled = new SpendDelta(key.Id, runtime.UnsavedDay, runtime.UnsavedSpend, runtime.UnsavedCredit);
-                    }
-
-                    runtime.UnsavedDay = today;
-                    runtime.UnsavedSpend = 0m;
-                    runtime.UnsavedCredit = 0m;
-                }
-
-                runtime.UnsavedSpend += actualCost;
-                if (debit)
-                {
-                    runtime.UnsavedCredit += actualCost;
-                }
+                spilled = runtime.AddUnsavedLocked(key.Id, today, actualCost, debit);
             }
         }
 

@@ -1,5 +1,7 @@
 namespace Shepherd.Limits;
 
+using Shepherd.Keys;
+
 /// <summary>
 /// The live counters of one virtual key, guarded by one lock so every check-and-reserve is a single atomic step.
 /// </summary>
@@ -55,6 +57,55 @@ public sealed class KeyRuntime
             UnsavedSpend = 0m;
             UnsavedCredit = 0m;
             return spend != 0m || credit != 0m;
+        }
+    }
+
+    /// <summary>
+    /// Adds settled spend to what the ledger will save (one row per key and day). Must be called under <see cref="Gate"/>
+    /// or from <see cref="AddUnsaved(string, DateOnly, decimal, bool, ISpendRecorder?)"/>.
+    /// </summary>
+    /// <returns>The previous day's unsaved spend when the day changed, to be handed to the recorder.</returns>
+    internal SpendDelta? AddUnsavedLocked(string keyId, DateOnly today, decimal cost, bool debit)
+    {
+        SpendDelta? spilled = null;
+        if (UnsavedDay != today)
+        {
+            if (UnsavedSpend != 0m || UnsavedCredit != 0m)
+            {
+                spilled = new SpendDelta(keyId, UnsavedDay, UnsavedSpend, UnsavedCredit);
+            }
+
+            UnsavedDay = today;
+            UnsavedSpend = 0m;
+            UnsavedCredit = 0m;
+        }
+
+        UnsavedSpend += cost;
+        if (debit)
+        {
+            UnsavedCredit += cost;
+        }
+
+        return spilled;
+    }
+
+    /// <summary>Adds settled spend for the ledger to save (a limiter that keeps its counters elsewhere, e.g. Redis).</summary>
+    public void AddUnsaved(string keyId, DateOnly today, decimal cost, bool debit, ISpendRecorder? spill)
+    {
+        if (cost == 0m)
+        {
+            return;
+        }
+
+        SpendDelta? spilled;
+        lock (Gate)
+        {
+            spilled = AddUnsavedLocked(keyId, today, cost, debit);
+        }
+
+        if (spilled is { } delta)
+        {
+            spill?.Record(delta);
         }
     }
 
