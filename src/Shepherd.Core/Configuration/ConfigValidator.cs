@@ -47,6 +47,7 @@ public static class ConfigValidator
 
         ValidateRouting(config.Routing, problems);
         ValidateUsage(config.Usage, problems);
+        TelemetryConfigValidator.Validate(config.Telemetry, problems);
 
         RoutingConfigValidator.Validate(config, modelNames, problems);
 

@@ -35,6 +35,9 @@ public sealed record ShepherdConfig
     /// <summary>Retries, breakers, retry budget and health probes: how the executor handles upstream failures.</summary>
     public RoutingConfig Routing { get; init; } = new();
 
+    /// <summary>Metrics for Prometheus and optional OTLP trace export (see <see cref="TelemetryConfig"/>).</summary>
+    public TelemetryConfig Telemetry { get; init; } = new();
+
     public const string DefaultStorage = "sqlite:./shepherd.db";
 }
 

@@ -10,6 +10,7 @@ using Shepherd.Health;
 using Shepherd.Providers;
 using Shepherd.Resilience;
 using Shepherd.Routing.Strategies;
+using Shepherd.Telemetry;
 
 /// <summary>Which deployment served a request, how many upstream attempts it took, and whether a fallback served it.</summary>
 public sealed record RouteInfo(CatalogModel Model, CatalogDeployment Deployment, int Attempts)
@@ -90,13 +91,19 @@ public sealed partial class ChatExecutor
     private readonly RoutingConfig _routing;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly ShepherdMetrics? _metrics;
+    private readonly ShepherdTracing? _tracing;
 
-    public ChatExecutor(ProviderStatusBoard status, ShepherdConfig config, TimeProvider time, ILogger<ChatExecutor> logger)
+    /// <param name="metrics">Where attempts, retries, fallbacks and queue waits are counted (none: not counted).</param>
+    /// <param name="tracing">Where attempt spans start (none: no spans).</param>
+    public ChatExecutor(ProviderStatusBoard status, ShepherdConfig config, TimeProvider time, ILogger<ChatExecutor> logger, ShepherdMetrics? metrics = null, ShepherdTracing? tracing = null)
     {
         _status = status;
         _routing = config.Routing;
         _time = time;
         _logger = logger;
+        _metrics = metrics;
+        _tracing = tracing;
         Budget = new RetryBudget(config.Routing.RetryBudget);
     }
 
@@ -173,6 +180,11 @@ public sealed partial class ChatExecutor
             if (model.ContextWindow <= state.OverflowWindow)
             {
                 continue;
+            }
+
+            if (c >= 0)
+            {
+                _metrics?.RecordFallback(requested, model);
             }
 
             // Only the last model of the chain retries deployments it already tried: before it, the next model is the
@@ -435,7 +447,14 @@ public sealed partial class ChatExecutor
             FallbackFrom = ReferenceEquals(model, requested) ? null : requested,
             KeyId = key.Id,
         };
-        if (!await deployment.State.EnterAsync(_time, cancellationToken).ConfigureAwait(false))
+        var queued = Stopwatch.GetTimestamp();
+        var entered = await deployment.State.EnterAsync(_time, cancellationToken).ConfigureAwait(false);
+        if (deployment.State.MaxConcurrency is not null)
+        {
+            _metrics?.RecordQueueWait(deployment, queued, entered);
+        }
+
+        if (!entered)
         {
             state.RetryAfter ??= TimeSpan.FromSeconds(1);
             LogQueueFull(_logger, options.RequestId, deployment.Id);
@@ -459,20 +478,37 @@ public sealed partial class ChatExecutor
             return (null, route);
         }
 
+        if (state.Attempts > 0)
+        {
+            _metrics?.RecordRetry(deployment, state.LastFailure);
+        }
+
         state.Attempts++;
         state.LastRoute = route;
         options.OnRoute?.Invoke(route);
+        var span = _tracing?.StartAttempt(deployment, key, state.Attempts);
         var call = new UpstreamCall(request, deployment.UpstreamModel, key.Secret, model.Config.MaxOutputTokens ?? 4096);
         var attempt = new AttemptCancellation(_time, cancellationToken, race?.Token ?? default);
         var started = Stopwatch.GetTimestamp();
         UpstreamOutcome<T> outcome;
         try
         {
-            outcome = await kind.SendAsync(deployment, call, attempt, failure => Settle(deployment, key, probe: false, failure), cancellationToken).ConfigureAwait(false);
+            outcome = await kind.SendAsync(
+                deployment,
+                call,
+                attempt,
+                failure =>
+                {
+                    Settle(deployment, key, probe: false, failure);
+                    ShepherdTracing.EndAttempt(span, failure);
+                },
+                cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // A hedging race was decided elsewhere: this attempt was cancelled, not failed.
+            _metrics?.RecordAttempt(deployment, null, cancelled: true);
+            ShepherdTracing.EndAttempt(span, null, cancelled: true);
             deployment.State.Breaker.OnAbandoned(probe);
             deployment.State.Exit();
             attempt.Dispose();
@@ -480,6 +516,8 @@ public sealed partial class ChatExecutor
         }
         catch
         {
+            _metrics?.RecordAttempt(deployment, null, cancelled: true);
+            ShepherdTracing.EndAttempt(span, null, cancelled: true);
             deployment.State.Breaker.OnAbandoned(probe);
             deployment.State.Exit();
             attempt.Dispose();
@@ -487,6 +525,8 @@ public sealed partial class ChatExecutor
         }
 
         now = _time.GetUtcNow();
+        var lostRace = race?.IsCancellationRequested == true;
+        _metrics?.RecordAttempt(deployment, outcome.Failure, cancelled: lostRace && !outcome.IsSuccess);
         if (outcome.IsSuccess)
         {
             deployment.State.RecordFirstByte(Stopwatch.GetElapsedTime(started));
@@ -497,14 +537,18 @@ public sealed partial class ChatExecutor
             {
                 deployment.State.Exit();
                 attempt.Dispose();
+
+                // A stream's span ends with the stream (see Settle above).
+                ShepherdTracing.EndAttempt(span, null);
             }
 
             return (outcome, route);
         }
 
+        ShepherdTracing.EndAttempt(span, outcome.Failure, cancelled: lostRace);
         deployment.State.Exit();
         attempt.Dispose();
-        if (race?.IsCancellationRequested == true)
+        if (lostRace)
         {
             // A hedging loser: cancelled because another attempt won, which says nothing about this deployment.
             deployment.State.Breaker.OnAbandoned(probe);

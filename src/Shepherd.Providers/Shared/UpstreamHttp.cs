@@ -7,7 +7,9 @@ using Shepherd.Configuration;
 /// <summary>Creates the one pooled <see cref="SocketsHttpHandler"/> a provider uses for all its requests.</summary>
 public static class UpstreamHttp
 {
-    public static HttpMessageInvoker CreateInvoker(ProviderConfig config)
+    /// <param name="config">The provider entry.</param>
+    /// <param name="propagateTrace">Send the current trace context upstream. Off by default: providers are third parties.</param>
+    public static HttpMessageInvoker CreateInvoker(ProviderConfig config, bool propagateTrace = false)
     {
         var handler = new SocketsHttpHandler
         {
@@ -26,8 +28,8 @@ public static class UpstreamHttp
             KeepAlivePingTimeout = TimeSpan.FromSeconds(15),
         };
 
-        // The request body and response are handled by us; no activity header propagation per request.
-        handler.ActivityHeadersPropagator = null;
+        // No traceparent/baggage to a third party unless telemetry.propagate asks for it.
+        handler.ActivityHeadersPropagator = propagateTrace ? AttemptSpanPropagator.Instance : null;
         return new HttpMessageInvoker(handler, disposeHandler: true);
     }
 
@@ -108,4 +110,27 @@ public sealed class BytesContent : HttpContent
         length = _bytes.Length;
         return true;
     }
+}
+
+/// <summary>
+/// W3C trace context for upstream requests, naming the gateway's attempt span as the parent. HttpClient starts its
+/// own <c>HttpRequestOut</c> activity under the attempt span; that one is never exported, so naming it would leave the
+/// upstream's spans under a parent no backend has.
+/// </summary>
+internal sealed class AttemptSpanPropagator : System.Diagnostics.DistributedContextPropagator
+{
+    public static readonly AttemptSpanPropagator Instance = new();
+
+    private static readonly System.Diagnostics.DistributedContextPropagator W3C = CreateW3CPropagator();
+
+    public override IReadOnlyCollection<string> Fields => W3C.Fields;
+
+    public override void Inject(System.Diagnostics.Activity? activity, object? carrier, PropagatorSetterCallback? setter) =>
+        W3C.Inject(activity is { OperationName: "System.Net.Http.HttpRequestOut", Parent: { } attempt } ? attempt : activity, carrier, setter);
+
+    public override void ExtractTraceIdAndState(object? carrier, PropagatorGetterCallback? getter, out string? traceId, out string? traceState) =>
+        W3C.ExtractTraceIdAndState(carrier, getter, out traceId, out traceState);
+
+    public override IEnumerable<KeyValuePair<string, string?>>? ExtractBaggage(object? carrier, PropagatorGetterCallback? getter) =>
+        W3C.ExtractBaggage(carrier, getter);
 }

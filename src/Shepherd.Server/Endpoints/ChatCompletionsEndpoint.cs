@@ -365,6 +365,12 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
             SseWriter.WriteDone(writer);
             await SseWriter.FlushAsync(writer, cancellation);
+
+            // A stream that arrived in one burst reached the client only now: that is its time to first token.
+            if (request.FirstByteTimestamp == 0)
+            {
+                request.FirstByteTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
         }
         finally
         {

@@ -23,6 +23,7 @@ using Shepherd.Server.Auth;
 using Shepherd.Server.Endpoints;
 using Shepherd.Server.Http;
 using Shepherd.Server.Logging;
+using Shepherd.Server.Telemetry;
 
 /// <summary>How to host the gateway: what the CLI and the tests vary.</summary>
 public sealed record GatewayHostOptions
@@ -83,7 +84,7 @@ public static class GatewayApp
         builder.Services.AddSingleton(sp => config.Providers.ToDictionary(
             p => p.Name,
             p => new ProviderHandle(
-                ProviderFactory.Create(p, time),
+                ProviderFactory.Create(p, time, config.Telemetry.Propagate),
                 new UpstreamKeyRing(p.ApiKeys, p.Name, sp.GetRequiredService<IBreakerStore>()),
                 TimeSpan.FromMilliseconds(p.Timeouts.ConnectMs + p.Timeouts.FirstByteMs)),
             StringComparer.OrdinalIgnoreCase) as IReadOnlyDictionary<string, ProviderHandle>);
@@ -105,6 +106,7 @@ public static class GatewayApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         builder.Services.AddSingleton<IUsageSink>(sp => sp.GetRequiredService<UsageRecorder>());
         builder.Services.AddSingleton<GatewayServices>();
+        TelemetryHosting.AddTelemetry(builder.Services, config);
 
         var app = builder.Build();
         var gateway = app.Services.GetRequiredService<GatewayServices>();
@@ -136,6 +138,7 @@ public static class GatewayApp
         });
 
         MapEndpoints(app, gateway);
+        TelemetryHosting.Map(app, config);
         return app;
     }
 
@@ -167,7 +170,7 @@ public static class GatewayApp
         var health = new HealthEndpoints(gateway);
 
         var v1 = app.MapGroup("/v1");
-        v1.MapPost("/chat/completions", chat.HandleAsync);
+        v1.MapPost("/chat/completions", chat.HandleAsync).WithMetadata(chat); // marks chat requests for the middleware (span, in-flight)
         v1.MapGet("/models", models.ListAsync);
         v1.MapGet("/models/{**id}", (HttpContext context, string id) => models.GetAsync(context, id));
 

@@ -4,14 +4,17 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Shepherd.Accounting;
+using Shepherd.Server.Endpoints;
 using Shepherd.Server.Hosting;
 using Shepherd.Server.Logging;
+using Shepherd.Telemetry;
 
 /// <summary>
 /// The fixed first step of every request: request id, the per-request context, the one log line, and the
 /// last line of defence that turns any unexpected exception into an OpenAI error (never a stack trace).
+/// A chat request also gets its span, and its metrics are recorded here from its usage record.
 /// </summary>
-public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gateway)
+public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gateway, ShepherdMetrics metrics, ShepherdTracing tracing)
 {
     private const int ClientClosedRequest = 499;
 
@@ -25,6 +28,15 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         var request = new RequestContext { RequestId = requestId, StartTimestamp = Stopwatch.GetTimestamp() };
         context.Features.Set(request);
         context.Response.Headers[RequestIds.Header] = requestId;
+
+        // Routing ran before this middleware: the endpoint says whether this is a chat request.
+        var chat = context.GetEndpoint()?.Metadata.GetMetadata<ChatCompletionsEndpoint>() is not null;
+        Activity? span = null;
+        if (chat)
+        {
+            metrics.RequestStarted();
+            span = tracing.StartRequest(requestId);
+        }
 
         var status = 0;
         try
@@ -51,6 +63,11 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
             {
                 // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent end.
                 context.Abort();
+                if (chat)
+                {
+                    EndChat(span, request, null, 500);
+                }
+
                 return;
             }
 
@@ -61,9 +78,16 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
 
         var finalStatus = status != 0 ? status : context.Response.StatusCode;
         var elapsed = Stopwatch.GetElapsedTime(request.StartTimestamp);
+        UsageRecord? record = null;
         if (request.Accountable)
         {
-            gateway.UsageSink.Write(UsageOf(request, finalStatus, elapsed));
+            record = UsageOf(request, finalStatus, elapsed);
+            gateway.UsageSink.Write(record);
+        }
+
+        if (chat)
+        {
+            EndChat(span, request, record, finalStatus);
         }
 
         if (_logRequests)
@@ -85,6 +109,26 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
                 request.ErrorCode);
         }
     }
+
+    /// <summary>The request-level metrics (from the usage record, when the request was accountable) and the end of its span.</summary>
+    private void EndChat(Activity? span, RequestContext request, UsageRecord? record, int status)
+    {
+        var model = ModelLabel(request.RequestedModel);
+        if (record is not null)
+        {
+            metrics.RecordRequest(record, model);
+        }
+
+        metrics.RequestEnded();
+        ShepherdTracing.EndRequest(span, status, record, model, request.ErrorCode);
+    }
+
+    /// <summary>The configured name of the model or virtual model asked for: never the client's own text (bounded cardinality).</summary>
+    private string ModelLabel(string? requested) =>
+        requested is null ? ShepherdMetrics.UnknownModel
+        : gateway.Catalog.TryResolve(requested, out var model) ? model.Name
+        : gateway.Router.TryGet(requested, out var router) ? router.Name
+        : ShepherdMetrics.UnknownModel;
 
     private UsageRecord UsageOf(RequestContext request, int status, TimeSpan elapsed)
     {
