@@ -59,21 +59,20 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         catch (Exception ex)
         {
             Log.Unhandled(_logger, ex, requestId, ex.GetType().Name, context.Request.Method, context.Request.Path);
+            request.ErrorCode ??= "internal_error";
             if (context.Response.HasStarted)
             {
-                // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent end.
+                // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent
+                // end. The request is still accounted and logged below, with whatever it used.
                 context.Abort();
-                if (chat)
-                {
-                    EndChat(span, request, null, 500);
-                }
-
-                return;
+                status = StatusCodes.Status500InternalServerError;
             }
-
-            context.Response.Clear();
-            context.Response.Headers[RequestIds.Header] = requestId;
-            await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(500, context));
+            else
+            {
+                context.Response.Clear();
+                context.Response.Headers[RequestIds.Header] = requestId;
+                await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(500, context));
+            }
         }
 
         var finalStatus = status != 0 ? status : context.Response.StatusCode;
