@@ -21,7 +21,8 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
     public async Task InvokeAsync(HttpContext context)
     {
         var incoming = context.Request.Headers[RequestIds.Header];
-        var requestId = incoming.Count == 1 && RequestIds.IsAcceptable(incoming[0]) ? incoming[0]! : RequestIds.Next();
+        var fromClient = incoming.Count == 1 && RequestIds.IsAcceptable(incoming[0]);
+        var requestId = fromClient ? incoming[0]! : RequestIds.Next();
         var request = new RequestContext { RequestId = requestId, StartTimestamp = Stopwatch.GetTimestamp() };
         context.Features.Set(request);
         context.Response.Headers[RequestIds.Header] = requestId;
@@ -47,23 +48,28 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         catch (Exception ex)
         {
             Log.Unhandled(_logger, ex, requestId, ex.GetType().Name, context.Request.Method, context.Request.Path);
+            request.ErrorCode ??= "internal_error";
             if (context.Response.HasStarted)
             {
                 // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent end.
+                // The request is still accounted and logged below, with what it used.
+                status = context.RequestAborted.IsCancellationRequested ? ClientClosedRequest : StatusCodes.Status500InternalServerError;
                 context.Abort();
-                return;
             }
-
-            context.Response.Clear();
-            context.Response.Headers[RequestIds.Header] = requestId;
-            await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(500, context));
+            else
+            {
+                context.Response.Clear();
+                context.Response.Headers[RequestIds.Header] = requestId;
+                await ErrorResponses.WriteAsync(context, ErrorResponses.ForStatus(500, context));
+            }
         }
 
         var finalStatus = status != 0 ? status : context.Response.StatusCode;
         var elapsed = Stopwatch.GetElapsedTime(request.StartTimestamp);
         if (request.Accountable)
         {
-            gateway.UsageSink.Write(UsageOf(request, finalStatus, elapsed));
+            // A client's request id may repeat; the record gets an id of its own so it is never taken for a replay.
+            gateway.UsageSink.Write(UsageOf(request, finalStatus, elapsed, fromClient ? RequestIds.Next() : requestId));
         }
 
         if (_logRequests)
@@ -86,7 +92,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         }
     }
 
-    private UsageRecord UsageOf(RequestContext request, int status, TimeSpan elapsed)
+    private UsageRecord UsageOf(RequestContext request, int status, TimeSpan elapsed, string recordId)
     {
         var route = request.Route;
         var usage = request.Usage;
@@ -104,6 +110,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         {
             Time = gateway.Time.GetUtcNow(),
             RequestId = request.RequestId,
+            RecordId = recordId,
             KeyId = request.Caller?.KeyId ?? "anonymous",
             Team = request.Caller?.Team,
             RequestedModel = request.RequestedModel,
