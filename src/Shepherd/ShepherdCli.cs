@@ -37,6 +37,7 @@ public static class ShepherdCli
         root.Subcommands.Add(KeysCommand.Create());
         root.Subcommands.Add(RouteCommand.Create());
         root.Subcommands.Add(Commands.Bench.BenchCommand.Create());
+        root.Subcommands.Add(UsageCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
@@ -46,7 +47,7 @@ public static class ShepherdCli
             }
 
             // No command: say so, show what there is, and fail, so a script that forgot the command notices.
-            parse.InvocationConfiguration.Error.WriteLine($"{Name}: a command is required (serve, config, keys or route).");
+            parse.InvocationConfiguration.Error.WriteLine($"{Name}: a command is required (serve, config, keys, route or usage).");
             helpAction.Invoke(parse);
             return 1;
         });
@@ -92,12 +93,13 @@ public static class ShepherdCli
                   {Name} keys create --name app --rpm 60 --daily-budget 5   Create a virtual key (admin API of a running gateway).
                   {Name} route explain --model auto --request req.json      How a request would be routed (sends nothing).
                   {Name} bench --model demo-fast --requests 200 --concurrency 8 --html report.html
+                  {Name} usage --by key --since 7d --baseline gpt-4.1   Usage and cost per key, with savings against a model.
                   {Name} route explain -m auto -r request.json -H 'x-shepherd-tags: task_type=classify'   How a request would be routed.
 
                 Environment:
                   {ConfigLoader.ConfigEnvironmentVariable,-24}The configuration file, when --config is not given.
-                  {ConfigLoader.MasterKeyEnvironmentVariable,-24}The master key, when the configuration sets none; 'keys' sends it to the admin API.
-                  {"SHEPHERD_URL",-24}The gateway 'keys' talks to (default http://127.0.0.1:8080).
+                  {ConfigLoader.MasterKeyEnvironmentVariable,-24}The master key, when the configuration sets none; 'keys' and 'usage' send it to the admin API.
+                  {"SHEPHERD_URL",-24}The gateway 'keys' and 'usage' talk to (default http://127.0.0.1:8080).
                   {"${VAR} in the config",-24}Any configuration value may reference an environment variable.
 
                 Exit codes: 0 success, 1 invalid configuration, failed start-up or bad usage; bench: 2 gateway unreachable, 130 interrupted.

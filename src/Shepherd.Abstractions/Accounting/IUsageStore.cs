@@ -3,13 +3,15 @@ namespace Shepherd.Accounting;
 /// <summary>Durable usage records and their daily rollups. Written by the usage recorder in batches; read by reports.</summary>
 public interface IUsageStore
 {
-    /// <summary>Inserts the records not stored yet (a record already stored, by request id, is skipped: replays never double).</summary>
+    /// <summary>Inserts the records not stored yet (a record already stored, by record id, is skipped: replays never double).</summary>
     /// <returns>How many were new.</returns>
     Task<int> WriteAsync(IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken);
 
     /// <summary>Deletes raw records older than <paramref name="before"/>; daily rollups stay.</summary>
     Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken);
 
+    /// <summary>Sums the records in [From, To) per group, ordered by group: whole UTC days from the daily rollups (kept
+    /// for ever), the parts of days at either end of the range and every hour from raw records (kept for the retention period).</summary>
     Task<IReadOnlyList<UsageRow>> QueryAsync(UsageQuery query, CancellationToken cancellationToken);
 }
 

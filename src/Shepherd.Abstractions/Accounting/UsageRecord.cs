@@ -5,7 +5,12 @@ public sealed record UsageRecord
 {
     public required DateTimeOffset Time { get; init; }
 
+    /// <summary>The request id the client saw (<c>x-request-id</c>): the client's own when it sent a usable one, so it may repeat.</summary>
     public required string RequestId { get; init; }
+
+    /// <summary>Unique per gateway request: what the store deduplicates on (a replay never doubles a record, and two
+    /// requests that share a client-chosen request id are still two records). Null: <see cref="RequestId"/>.</summary>
+    public string? RecordId { get; init; }
 
     /// <summary>The virtual key's id, or <c>master</c>.</summary>
     public required string KeyId { get; init; }

@@ -16,7 +16,8 @@ using Shepherd.Configuration;
 /// When the queue is full, or a batch cannot be written (the store is down, locked or slow), the records are appended
 /// to a local spill file (JSON lines, fsync'd) and replayed once the store answers again; the store skips records it
 /// already holds (by request id), so a replay never doubles anything. Nothing is dropped unless even the spill file
-/// cannot be written, and every spill and drop is counted. Shutdown flushes the queue.
+/// cannot be written, and every spill and drop is counted. Shutdown flushes the queue. One gate serialises the
+/// writer loop and <see cref="FlushAsync"/>: the queue has a single reader, and the spill file one replayer.
 /// </remarks>
 public sealed partial class UsageRecorder : BackgroundService, IUsageSink
 {
@@ -27,12 +28,14 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
     private readonly Channel<UsageRecord> _queue;
     private readonly ConcurrentQueue<UsageRecord> _overflow = new();
     private readonly object _spillGate = new();
+    private readonly SemaphoreSlim _work = new(1, 1);
     private readonly string _spillPath;
     private long _written;
     private long _spilled;
     private long _dropped;
     private long _replayed;
     private int _queued;
+    private volatile bool _stopped;
     private DateTimeOffset _nextPurge;
 
     public UsageRecorder(IUsageStore store, UsageConfig settings, string spillPath, TimeProvider time, ILogger<UsageRecorder> logger)
@@ -49,7 +52,7 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
         });
     }
 
-    /// <summary>Records written to the store (replays included).</summary>
+    /// <summary>Records the store took as new (replays included; records it already held are not counted).</summary>
     public long Written => Interlocked.Read(ref _written);
 
     /// <summary>Records that went to the spill file (queue full or store unavailable).</summary>
@@ -58,6 +61,7 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
     /// <summary>Records lost because even the spill file could not be written.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>Spilled records the store took as new on replay.</summary>
     public long Replayed => Interlocked.Read(ref _replayed);
 
     /// <summary>Records waiting in memory.</summary>
@@ -78,6 +82,13 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
             return;
         }
 
+        if (_stopped)
+        {
+            // After the final flush (a request that ended after the recorder stopped): straight to the spill file.
+            Spill([record]);
+            return;
+        }
+
         // Full: never block the request; the writer loop spills these first.
         _overflow.Enqueue(record);
     }
@@ -91,29 +102,34 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                SpillOverflow();
-                await ReplayAsync(stoppingToken);
-                await PurgeAsync(stoppingToken);
-
-                // Wait for work, at most one interval (then the housekeeping above runs again); take what is there.
-                using (var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+                await _work.WaitAsync(stoppingToken);
+                try
                 {
-                    wait.CancelAfter(interval);
-                    try
+                    SpillOverflow();
+                    await ReplayAsync(stoppingToken);
+                    await PurgeAsync(stoppingToken);
+                    Drain(batch);
+                    if (batch.Count > 0)
                     {
-                        await _queue.Reader.WaitToReadAsync(wait.Token);
-                    }
-                    catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-                    {
-                        continue;
+                        await WriteOrSpillAsync(batch, stoppingToken);
+                        batch.Clear();
+                        continue; // more may be waiting: no pause between batches
                     }
                 }
-
-                Drain(batch);
-                if (batch.Count > 0)
+                finally
                 {
-                    await WriteOrSpillAsync(batch, stoppingToken);
-                    batch.Clear();
+                    _work.Release();
+                }
+
+                // Wait for work, at most one interval (then the housekeeping above runs again).
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                wait.CancelAfter(interval);
+                try
+                {
+                    await _queue.Reader.WaitToReadAsync(wait.Token);
+                }
+                catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+                {
                 }
             }
         }
@@ -125,27 +141,54 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        await FlushAsync(cancellationToken);
+
+        // Closing the queue first: whatever got in is flushed below, whatever comes later is spilled by Write itself.
+        // Not cancelled by the host's shutdown deadline: each write has its own timeout, and what cannot be written is
+        // spilled (a cancelled flush would lose the queue).
+        _stopped = true;
+        _queue.Writer.TryComplete();
+        await FlushAsync(CancellationToken.None);
     }
 
     /// <summary>Writes (or spills) everything queued now, and replays the spill file if the store answers (used at shutdown and by tests).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
-        SpillOverflow();
-        var batch = new List<UsageRecord>(_settings.BatchSize);
-        while (true)
+        await _work.WaitAsync(cancellationToken);
+        try
         {
-            Drain(batch);
-            if (batch.Count == 0)
+            SpillOverflow();
+            var batch = new List<UsageRecord>(_settings.BatchSize);
+            var storeDown = false;
+            while (true)
             {
-                break;
+                Drain(batch);
+                if (batch.Count == 0)
+                {
+                    break;
+                }
+
+                // Once a write failed, the rest goes straight to the spill file: a flush waits for at most one timeout.
+                if (storeDown)
+                {
+                    Spill(batch);
+                }
+                else
+                {
+                    storeDown = !await WriteOrSpillAsync(batch, cancellationToken);
+                }
+
+                batch.Clear();
             }
 
-            await WriteOrSpillAsync(batch, cancellationToken);
-            batch.Clear();
+            if (!storeDown)
+            {
+                await ReplayAsync(cancellationToken);
+            }
         }
-
-        await ReplayAsync(cancellationToken);
+        finally
+        {
+            _work.Release();
+        }
     }
 
     private void Drain(List<UsageRecord> batch)
@@ -157,19 +200,28 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
         }
     }
 
-    private async Task WriteOrSpillAsync(List<UsageRecord> batch, CancellationToken cancellationToken)
+    /// <returns>False when the batch had to be spilled.</returns>
+    private async Task<bool> WriteOrSpillAsync(List<UsageRecord> batch, CancellationToken cancellationToken)
     {
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromMilliseconds(_settings.WriteTimeoutMs));
-            await _store.WriteAsync(batch, timeout.Token);
-            Interlocked.Add(ref _written, batch.Count);
+            var stored = await _store.WriteAsync(batch, timeout.Token);
+            Interlocked.Add(ref _written, stored);
+            return true;
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception ex)
         {
+            // Cancelled too (the recorder is stopping): the batch was taken off the queue, so it is spilled, not lost.
             LogStoreUnavailable(_logger, batch.Count, ex.GetType().Name);
             Spill(batch);
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            return false;
         }
     }
 
@@ -203,7 +255,18 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
                     Directory.CreateDirectory(directory);
                 }
 
-                using var file = new FileStream(_spillPath, FileMode.Append, FileAccess.Write, FileShare.Read, 65536, FileOptions.None);
+                using var file = new FileStream(_spillPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 65536, FileOptions.None);
+                if (file.Length > 0)
+                {
+                    // A torn last line (a crash mid-append) is ended first, or the next record would be glued to it and lost.
+                    file.Seek(-1, SeekOrigin.End);
+                    if (file.ReadByte() != '\n')
+                    {
+                        file.WriteByte((byte)'\n');
+                    }
+                }
+
+                file.Seek(0, SeekOrigin.End);
                 var line = new StringBuilder();
                 foreach (var record in records)
                 {
@@ -224,25 +287,39 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
         }
     }
 
-    /// <summary>Writes the spill file back into the store, then removes it; stops at the first failure and tries again later.</summary>
+    /// <summary>
+    /// Writes spilled records back into the store: first a file a previous replay left (it failed, or the process
+    /// stopped in the middle), then the current spill file, moved aside first so records spilled meanwhile go to a
+    /// fresh one. Each file is deleted once every record in it is stored; at the first failure it stays, to be
+    /// replayed later (what was already written is skipped then).
+    /// </summary>
     private async Task ReplayAsync(CancellationToken cancellationToken)
     {
-        string replaying;
-        lock (_spillGate)
+        var replaying = _spillPath + ".replay";
+        while (true)
         {
-            if (!File.Exists(_spillPath))
+            lock (_spillGate)
+            {
+                if (!File.Exists(replaying))
+                {
+                    if (!File.Exists(_spillPath))
+                    {
+                        return;
+                    }
+
+                    File.Move(_spillPath, replaying);
+                }
+            }
+
+            if (!await ReplayFileAsync(replaying, cancellationToken))
             {
                 return;
             }
-
-            // Move it aside, so records spilled meanwhile go to a fresh file.
-            replaying = _spillPath + ".replay";
-            if (!File.Exists(replaying))
-            {
-                File.Move(_spillPath, replaying);
-            }
         }
+    }
 
+    private async Task<bool> ReplayFileAsync(string replaying, CancellationToken cancellationToken)
+    {
         var batch = new List<UsageRecord>(_settings.BatchSize);
         try
         {
@@ -260,7 +337,7 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
                 }
                 catch (JsonException)
                 {
-                    // A torn last line (a crash mid-append) is skipped; every complete line was synced.
+                    // A torn line (a crash mid-append) is skipped; every complete line was synced.
                     continue;
                 }
 
@@ -279,11 +356,13 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
             await WriteReplayAsync(batch, cancellationToken);
             File.Delete(replaying);
             LogReplayed(_logger, Replayed);
+            return true;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            // The store is still unavailable: the file stays and is replayed later (what was written is skipped then).
+            // The store is still unavailable: the file stays and is replayed later.
             LogReplayFailed(_logger, ex.GetType().Name);
+            return false;
         }
     }
 
@@ -296,9 +375,9 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromMilliseconds(_settings.WriteTimeoutMs));
-        await _store.WriteAsync(batch, timeout.Token);
-        Interlocked.Add(ref _written, batch.Count);
-        Interlocked.Add(ref _replayed, batch.Count);
+        var stored = await _store.WriteAsync(batch, timeout.Token);
+        Interlocked.Add(ref _written, stored);
+        Interlocked.Add(ref _replayed, stored);
     }
 
     private async Task PurgeAsync(CancellationToken cancellationToken)
@@ -318,9 +397,9 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
                 LogPurged(_logger, purged, _settings.RetentionDays);
             }
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            LogReplayFailed(_logger, ex.GetType().Name);
+            LogPurgeFailed(_logger, ex.GetType().Name);
         }
     }
 
@@ -338,6 +417,9 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
 
     [LoggerMessage(EventId = 54, Level = LogLevel.Warning, Message = "Replaying spilled usage records failed ({Error}); will retry")]
     private static partial void LogReplayFailed(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 56, Level = LogLevel.Warning, Message = "Purging old usage records failed ({Error}); will retry")]
+    private static partial void LogPurgeFailed(ILogger logger, string error);
 
     [LoggerMessage(EventId = 55, Level = LogLevel.Information, Message = "Purged {Count} usage record(s) older than {Days} days (daily rollups kept)")]
     private static partial void LogPurged(ILogger logger, int count, int days);

@@ -51,13 +51,19 @@ public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int re
 
     public int EstimatePrompt(ChatRequest request) => estimator.EstimatePrompt(request);
 
-    /// <summary>Checks and reserves the key's limits (nothing to do for the master key or an unlimited key).</summary>
+    /// <summary>Checks and reserves the key's limits (nothing to do for the master key; an unlimited key only gets a lease that records its spend).</summary>
     /// <param name="promptTokens">The prompt estimate when already counted (else counted here if the key needs it).</param>
     public ValueTask<LimitDecision> AdmitAsync(Caller caller, ChatRequest request, CatalogModel model, int? promptTokens, CancellationToken cancellationToken)
     {
-        if (caller.Key is not { HasLimits: true } key)
+        if (caller.Key is not { } key)
         {
             return ValueTask.FromResult(default(LimitDecision));
+        }
+
+        if (!key.HasLimits)
+        {
+            // Nothing to check or reserve; the lease still names the key, so settlement counts its spend.
+            return ValueTask.FromResult(new LimitDecision(new LimitLease(key, -1, 0, 0m, counted: false), null, default));
         }
 
         var tokens = 0L;

@@ -302,11 +302,18 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             return;
         }
 
+        // One price for the whole stream, so the cost in the usage chunk is the cost recorded, even across an effective_from.
+        var price = execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow());
         SseWriter.Start(context);
         var writer = context.Response.BodyWriter;
         var cancellation = context.RequestAborted;
         Usage? usage = null;
+        Usage? estimate = null;
         PooledBuffer? relayed = null;
+        var identity = chat.IncludeUsage ? EstimatedUsageChunk.Read(stream.Current.Json.Span) : default;
+
+        // The usage when the provider reported none: the prompt estimate and the tokens of what was relayed.
+        Usage Estimate() => estimate ??= new Usage(gateway.Estimator.EstimatePrompt(chat), relayed is null ? 0 : gateway.Estimator.Count(relayed.WrittenSpan));
         try
         {
             while (true)
@@ -342,7 +349,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 else if (chat.IncludeUsage)
                 {
                     // The final usage chunk also says what the request cost (SDKs ignore unknown fields).
-                    var cost = current.Usage is { } chunkCost ? Pricing.Cost(chunkCost, execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow())) : 0m;
+                    var cost = current.Usage is { } chunkCost ? Pricing.Cost(chunkCost, price) : 0m;
                     SseWriter.WriteData(writer, WithShepherdField(current.Json.Span, cost, request.RequestId));
                 }
 
@@ -363,6 +370,12 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 }
             }
 
+            if (usage is null && chat.IncludeUsage)
+            {
+                // The client asked for usage and the provider sent none: it gets the gateway's count, marked estimated.
+                SseWriter.WriteData(writer, EstimatedUsageChunk.Write(identity, Estimate(), Pricing.Cost(Estimate(), price), request.RequestId));
+            }
+
             SseWriter.WriteDone(writer);
             await SseWriter.FlushAsync(writer, cancellation);
 
@@ -381,12 +394,12 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
             }
             else
             {
-                request.Usage = new Usage(gateway.Estimator.EstimatePrompt(chat), relayed is null ? 0 : gateway.Estimator.Count(relayed.WrittenSpan));
+                request.Usage = Estimate();
                 request.UsageEstimated = true;
             }
 
             relayed?.Dispose();
-            request.Cost = Pricing.Cost(request.Usage, execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow()));
+            request.Cost = Pricing.Cost(request.Usage, price);
         }
     }
 

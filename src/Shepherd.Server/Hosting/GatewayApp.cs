@@ -188,6 +188,14 @@ public static class GatewayApp
         keys.MapPost("/{id}/revoke", (HttpContext context, string id) => admin.RevokeAsync(context, id));
         keys.MapPost("/{id}/topup", (HttpContext context, string id) => admin.TopUpAsync(context, id));
         keys.MapGet("/{id}/usage", (HttpContext context, string id) => admin.UsageAsync(context, id));
+        var usage = new UsageEndpoints(
+            admin,
+            app.Services.GetRequiredService<IUsageStore>(),
+            app.Services.GetRequiredService<KeyRegistry>(),
+            gateway.Catalog,
+            app.Services.GetRequiredService<BudgetCalendar>(),
+            gateway.Time);
+        app.MapGet("/admin/usage", usage.ReportAsync);
         app.MapGet("/admin/openapi.json", AdminOpenApi.WriteAsync);
         app.MapGet("/admin/routing", async context =>
         {

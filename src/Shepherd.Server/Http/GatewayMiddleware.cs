@@ -24,7 +24,8 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
     public async Task InvokeAsync(HttpContext context)
     {
         var incoming = context.Request.Headers[RequestIds.Header];
-        var requestId = incoming.Count == 1 && RequestIds.IsAcceptable(incoming[0]) ? incoming[0]! : RequestIds.Next();
+        var fromClient = incoming.Count == 1 && RequestIds.IsAcceptable(incoming[0]);
+        var requestId = fromClient ? incoming[0]! : RequestIds.Next();
         var request = new RequestContext { RequestId = requestId, StartTimestamp = Stopwatch.GetTimestamp() };
         context.Features.Set(request);
         context.Response.Headers[RequestIds.Header] = requestId;
@@ -62,10 +63,10 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
             request.ErrorCode ??= "internal_error";
             if (context.Response.HasStarted)
             {
-                // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent
-                // end. The request is still accounted and logged below, with whatever it used.
+                // Mid-stream: all we can do is end the connection so the client sees a broken stream, not a silent end.
+                // The request is still accounted and logged below, with what it used.
+                status = context.RequestAborted.IsCancellationRequested ? ClientClosedRequest : StatusCodes.Status500InternalServerError;
                 context.Abort();
-                status = StatusCodes.Status500InternalServerError;
             }
             else
             {
@@ -80,7 +81,8 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         UsageRecord? record = null;
         if (request.Accountable)
         {
-            record = UsageOf(request, finalStatus, elapsed);
+            // A client's request id may repeat; the record gets an id of its own so it is never taken for a replay.
+            record = UsageOf(request, finalStatus, elapsed, fromClient ? RequestIds.Next() : requestId);
             gateway.UsageSink.Write(record);
         }
 
@@ -129,7 +131,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         : gateway.Router.TryGet(requested, out var router) ? router.Name
         : ShepherdMetrics.UnknownModel;
 
-    private UsageRecord UsageOf(RequestContext request, int status, TimeSpan elapsed)
+    private UsageRecord UsageOf(RequestContext request, int status, TimeSpan elapsed, string recordId)
     {
         var route = request.Route;
         var usage = request.Usage;
@@ -147,6 +149,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         {
             Time = gateway.Time.GetUtcNow(),
             RequestId = request.RequestId,
+            RecordId = recordId,
             KeyId = request.Caller?.KeyId ?? "anonymous",
             Team = request.Caller?.Team,
             RequestedModel = request.RequestedModel,

@@ -5,6 +5,8 @@ using Microsoft.Data.Sqlite;
 using Shepherd.Accounting;
 
 /// <summary>Usage records and daily rollups in the embedded database.</summary>
+/// <remarks>Money is stored as integer nano-dollars, so sums are exact. A record is inserted once (by its record id)
+/// and rolled up in the same transaction, so raw records and rollups always agree and a replay changes nothing.</remarks>
 public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTimeout = null) : IUsageStore
 {
     private const decimal NanosPerDollar = 1_000_000_000m;
@@ -19,25 +21,20 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
             return 0;
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using (var busy = connection.CreateCommand())
-        {
-            busy.CommandText = $"PRAGMA busy_timeout={_busyMs}";
-            await busy.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await using var connection = await OpenForWriteAsync(cancellationToken);
 
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, cancellationToken);
         await using var insert = connection.CreateCommand();
         insert.Transaction = transaction;
         insert.CommandText = """
-            INSERT OR IGNORE INTO usage_records (ts, request_id, key_id, team, requested_model, served_model, provider, deployment,
+            INSERT OR IGNORE INTO usage_records (ts, record_id, request_id, key_id, team, requested_model, served_model, provider, deployment,
               attempts, fallback, streamed, status, error_class, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
               cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated)
-            VALUES ($ts, $rid, $key, $team, $req, $served, $provider, $deployment, $attempts, $fallback, $streamed, $status, $error,
+            VALUES ($ts, $record, $rid, $key, $team, $req, $served, $provider, $deployment, $attempts, $fallback, $streamed, $status, $error,
               $prompt, $cached, $completion, $reasoning, $cache_write, $cost, $latency, $ttft, $tps, $estimated)
             """;
         var p = new Dictionary<string, SqliteParameter>();
-        foreach (var name in new[] { "$ts", "$rid", "$key", "$team", "$req", "$served", "$provider", "$deployment", "$attempts", "$fallback", "$streamed", "$status", "$error", "$prompt", "$cached", "$completion", "$reasoning", "$cache_write", "$cost", "$latency", "$ttft", "$tps", "$estimated" })
+        foreach (var name in new[] { "$ts", "$record", "$rid", "$key", "$team", "$req", "$served", "$provider", "$deployment", "$attempts", "$fallback", "$streamed", "$status", "$error", "$prompt", "$cached", "$completion", "$reasoning", "$cache_write", "$cost", "$latency", "$ttft", "$tps", "$estimated" })
         {
             p[name] = insert.Parameters.Add(name, SqliteType.Text);
         }
@@ -65,6 +62,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         {
             var cost = ToNanos(record.Cost);
             p["$ts"].Value = record.Time.ToUnixTimeMilliseconds();
+            p["$record"].Value = record.RecordId ?? record.RequestId;
             p["$rid"].Value = record.RequestId;
             p["$key"].Value = record.KeyId;
             p["$team"].Value = (object?)record.Team ?? DBNull.Value;
@@ -115,7 +113,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
 
     public async Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var connection = await OpenForWriteAsync(cancellationToken);
         var total = 0;
         while (true)
         {
@@ -135,48 +133,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
     public async Task<IReadOnlyList<UsageRow>> QueryAsync(UsageQuery query, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        string group;
-        if (query.GroupBy == UsageGrouping.Hour)
-        {
-            // Hours come from raw records (kept for the retention period).
-            group = "strftime('%Y-%m-%dT%H:00:00Z', ts / 1000, 'unixepoch')";
-            command.CommandText = $"""
-                SELECT {group} AS g, COALESCE(served_model, requested_model, '') AS m, COUNT(*), SUM(error_class IS NOT NULL),
-                  SUM(prompt_tokens), SUM(cached_tokens), SUM(completion_tokens), SUM(reasoning_tokens), SUM(cache_write_tokens),
-                  SUM(cost_nanos), SUM(estimated)
-                FROM usage_records WHERE ts >= $from AND ts < $to {(query.KeyId is null ? "" : "AND key_id = $key")}
-                GROUP BY g, m ORDER BY g, m
-                """;
-            command.Parameters.AddWithValue("$from", query.From.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$to", query.To.ToUnixTimeMilliseconds());
-        }
-        else
-        {
-            // Everything else from the daily rollups: whole days, so a partial first or last day counts whole.
-            group = query.GroupBy switch
-            {
-                UsageGrouping.Key => "key_id",
-                UsageGrouping.Team => "team",
-                UsageGrouping.Model => "model",
-                UsageGrouping.Provider => "provider",
-                _ => "day",
-            };
-            command.CommandText = $"""
-                SELECT {group} AS g, model AS m, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(cached_tokens), SUM(completion_tokens),
-                  SUM(reasoning_tokens), SUM(cache_write_tokens), SUM(cost_nanos), SUM(estimated)
-                FROM usage_daily WHERE day >= $from AND day <= $to {(query.KeyId is null ? "" : "AND key_id = $key")}
-                GROUP BY g, m ORDER BY g, m
-                """;
-            command.Parameters.AddWithValue("$from", Day(query.From));
-            command.Parameters.AddWithValue("$to", Day(query.To.AddTicks(-1)));
-        }
-
-        if (query.KeyId is not null)
-        {
-            command.Parameters.AddWithValue("$key", query.KeyId);
-        }
-
+        await using var command = ReportCommand(connection, query);
         var rows = new List<UsageRow>();
         UsageRow? current = null;
         Dictionary<string, (long, long, long)>? byModel = null;
@@ -227,6 +184,123 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
 
         return rows;
     }
+
+    /// <summary>SQLite's plan for a report's query (one line per step), so tests can hold the queries to their indexes.</summary>
+    internal async Task<IReadOnlyList<string>> ExplainAsync(UsageQuery query, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var command = ReportCommand(connection, query);
+        command.CommandText = "EXPLAIN QUERY PLAN " + command.CommandText;
+        var plan = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            plan.Add(reader.GetString(3));
+        }
+
+        return plan;
+    }
+
+    /// <summary>
+    /// The report query. Whole UTC days come from the daily rollups (kept for ever); the parts of days at either end of
+    /// a range that does not start or end at midnight come from raw records (kept for the retention period), so a
+    /// report from 12:00 counts from 12:00, not from midnight. Hours always come from raw records.
+    /// </summary>
+    private static SqliteCommand ReportCommand(SqliteConnection connection, UsageQuery query)
+    {
+        var command = connection.CreateCommand();
+        var keyFilter = query.KeyId is null ? string.Empty : " AND key_id = $key";
+        var rawGroup = query.GroupBy switch
+        {
+            UsageGrouping.Key => "key_id",
+            UsageGrouping.Team => "COALESCE(team, '')",
+            UsageGrouping.Model => "COALESCE(served_model, requested_model, '')",
+            UsageGrouping.Provider => "COALESCE(provider, '')",
+            UsageGrouping.Day => "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')",
+            _ => "strftime('%Y-%m-%dT%H:00:00Z', ts / 1000, 'unixepoch')",
+        };
+        const string RawColumns = """
+            COALESCE(served_model, requested_model, '') AS m, 1 AS requests, error_class IS NOT NULL AS errors, prompt_tokens,
+              cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated
+            """;
+
+        string sql;
+        if (query.GroupBy == UsageGrouping.Hour)
+        {
+            sql = $"""
+                SELECT {rawGroup} AS g, {RawColumns} FROM usage_records WHERE ts >= $r1 AND ts < $r2{keyFilter}
+                """;
+            command.Parameters.AddWithValue("$r1", query.From.ToUnixTimeMilliseconds());
+            command.Parameters.AddWithValue("$r2", query.To.ToUnixTimeMilliseconds());
+        }
+        else
+        {
+            var rollupGroup = query.GroupBy switch
+            {
+                UsageGrouping.Key => "key_id",
+                UsageGrouping.Team => "team",
+                UsageGrouping.Model => "model",
+                UsageGrouping.Provider => "provider",
+                _ => "day",
+            };
+
+            // [From, firstWhole) raw, [firstWhole, lastWholeEnd) rollups, [lastWholeEnd, To) raw.
+            var from = query.From.ToUniversalTime();
+            var to = query.To.ToUniversalTime();
+            var fromMidnight = Midnight(from);
+            var firstWhole = fromMidnight == from ? from : fromMidnight.AddDays(1);
+            var lastWholeEnd = Midnight(to);
+            if (firstWhole >= lastWholeEnd)
+            {
+                firstWhole = lastWholeEnd = to;
+            }
+
+            sql = $"""
+                SELECT {rollupGroup} AS g, model AS m, requests, errors, prompt_tokens, cached_tokens, completion_tokens,
+                  reasoning_tokens, cache_write_tokens, cost_nanos, estimated
+                FROM usage_daily WHERE day >= $d1 AND day < $d2{keyFilter}
+                UNION ALL
+                SELECT {rawGroup}, {RawColumns} FROM usage_records WHERE ts >= $r1 AND ts < $r2{keyFilter}
+                UNION ALL
+                SELECT {rawGroup}, {RawColumns} FROM usage_records WHERE ts >= $r3 AND ts < $r4{keyFilter}
+                """;
+            command.Parameters.AddWithValue("$d1", Day(firstWhole));
+            command.Parameters.AddWithValue("$d2", Day(lastWholeEnd));
+            command.Parameters.AddWithValue("$r1", from.ToUnixTimeMilliseconds());
+            command.Parameters.AddWithValue("$r2", firstWhole.ToUnixTimeMilliseconds());
+            command.Parameters.AddWithValue("$r3", lastWholeEnd.ToUnixTimeMilliseconds());
+            command.Parameters.AddWithValue("$r4", to.ToUnixTimeMilliseconds());
+        }
+
+        command.CommandText = $"""
+            SELECT g, m, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(cached_tokens), SUM(completion_tokens),
+              SUM(reasoning_tokens), SUM(cache_write_tokens), SUM(cost_nanos), SUM(estimated)
+            FROM ({sql})
+            GROUP BY g, m ORDER BY g, m
+            """;
+        if (query.KeyId is not null)
+        {
+            command.Parameters.AddWithValue("$key", query.KeyId);
+        }
+
+        return command;
+    }
+
+    /// <summary>A connection whose waits for a locked database are bounded by the busy timeout.</summary>
+    private async Task<SqliteConnection> OpenForWriteAsync(CancellationToken cancellationToken)
+    {
+        var connection = await database.OpenAsync(cancellationToken);
+
+        // Both waits: SQLite's own busy handler, and Microsoft.Data.Sqlite's retry loop around it (which otherwise
+        // retries a locked database for the connection's 30 s default, whatever the cancellation token says).
+        connection.DefaultTimeout = Math.Max(1, (_busyMs + 999) / 1000);
+        await using var busy = connection.CreateCommand();
+        busy.CommandText = $"PRAGMA busy_timeout={_busyMs}";
+        await busy.ExecuteNonQueryAsync(cancellationToken);
+        return connection;
+    }
+
+    private static DateTimeOffset Midnight(DateTimeOffset time) => new(time.UtcDateTime.Date, TimeSpan.Zero);
 
     internal static long ToNanos(decimal cost) => (long)decimal.Round(cost * NanosPerDollar, 0, MidpointRounding.AwayFromZero);
 

@@ -30,6 +30,41 @@ internal sealed class AdminClient : IDisposable
 
     public Task<JsonNode> PatchAsync(string path, JsonNode body, CancellationToken cancellationToken) => SendAsync(HttpMethod.Patch, path, body, cancellationToken);
 
+    /// <summary>GETs a text answer (e.g. CSV) as it is; errors are read from the JSON error body like every other call.</summary>
+    public async Task<string> GetTextAsync(string path, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path.TrimStart('/'));
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, cancellationToken);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new AdminApiException($"cannot reach the gateway at {_http.BaseAddress}: {ex.Message}");
+        }
+
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                string? message = null;
+                try
+                {
+                    message = JsonNode.Parse(text)?["error"]?["message"]?.GetValue<string>();
+                }
+                catch (JsonException)
+                {
+                }
+
+                throw new AdminApiException($"{(int)response.StatusCode}: {message ?? $"HTTP {(int)response.StatusCode}"}");
+            }
+
+            return text;
+        }
+    }
+
     private async Task<JsonNode> SendAsync(HttpMethod method, string path, JsonNode? body, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, path.TrimStart('/'));
