@@ -20,7 +20,7 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public const string MasterKey = "sk-bench-master-key-0123456789";
 
-    public static async Task<GatewayProcess> StartAsync(string gatewayDll, string upstreamBaseUrl, int deployments = 1, bool logRequests = false)
+    public static async Task<GatewayProcess> StartAsync(string gatewayDll, string upstreamBaseUrl, int deployments = 1, bool logRequests = false, bool usage = true)
     {
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
@@ -31,6 +31,7 @@ public sealed class GatewayProcess : IAsyncDisposable
             master_key: {MasterKey}
             logging: {"{"} level: warning, requests: {(logRequests ? "true" : "false")} {"}"}
             storage: sqlite:{Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}
+            usage: {"{"} enabled: {(usage ? "true" : "false")} {"}"}
             providers:
               - name: bench
                 type: openai
@@ -103,6 +104,23 @@ public sealed class GatewayProcess : IAsyncDisposable
         response.EnsureSuccessStatusCode();
         using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return json.RootElement.GetProperty("key").GetString()!;
+    }
+
+    /// <summary>Reads one value from the gateway's /metrics (the first series of that name), or null.</summary>
+    public async Task<double?> MetricAsync(string name)
+    {
+        using var client = new HttpClient();
+        var text = await client.GetStringAsync($"{Url}/metrics");
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith(name, StringComparison.Ordinal) && (line.Length == name.Length || line[name.Length] is ' ' or '{'))
+            {
+                var value = line[(line.LastIndexOf(' ') + 1)..];
+                return double.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>CPU time the gateway process has used so far.</summary>

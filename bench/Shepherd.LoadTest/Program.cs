@@ -11,7 +11,7 @@ report.AppendLine(CultureInfo.InvariantCulture, $"Load benchmark, {DateTime.UtcN
 report.AppendLine();
 
 await using var upstream = await BenchUpstream.StartAsync();
-await using var gateway = await GatewayProcess.StartAsync(options.GatewayDll, upstream.BaseUrl, options.Deployments, options.LogRequests);
+await using var gateway = await GatewayProcess.StartAsync(options.GatewayDll, upstream.BaseUrl, options.Deployments, options.LogRequests, options.Usage);
 var direct = upstream.BaseUrl;
 var through = gateway.Url + "/v1";
 var key = options.VirtualKey ?? GatewayProcess.MasterKey;
@@ -99,6 +99,32 @@ if (options.Scenarios.Contains("rate"))
     report.AppendLine();
 }
 
+if (options.Scenarios.Contains("sustained"))
+{
+    // A fixed offered rate for a long time, watching the usage sink's queue stay bounded.
+    var rate = options.Rates.Max();
+    using var load = new LoadGenerator(through, key, stream: false, maxConnections: 512);
+    var sampling = new CancellationTokenSource();
+    var maxQueue = 0.0;
+    var sampler = Task.Run(async () =>
+    {
+        while (!sampling.IsCancellationRequested)
+        {
+            maxQueue = Math.Max(maxQueue, await gateway.MetricAsync("shepherd_usage_sink_queue") ?? 0);
+            await Task.Delay(500);
+        }
+    });
+    var result = await load.FixedRateAsync("sustained", rate, options.Duration);
+    await sampling.CancelAsync();
+    await sampler;
+    var written = await gateway.MetricAsync("shepherd_usage_sink_written_total");
+    var spilled = await gateway.MetricAsync("shepherd_usage_sink_spilled_total");
+    report.AppendLine("### Sustained load with usage recording");
+    report.AppendLine();
+    report.AppendLine(CultureInfo.InvariantCulture, $"{rate} requests/s offered for {options.Duration.TotalSeconds:F0} s: achieved {result.RequestsPerSecond:F0}/s, p50 {result.Percentile(50):F3} ms, p99 {result.Percentile(99):F3} ms, errors {result.Errors}; usage sink queue at most **{maxQueue:F0}** records (sampled every 0.5 s), {written ?? 0:F0} records written, {spilled ?? 0:F0} spilled.");
+    report.AppendLine();
+}
+
 if (options.Scenarios.Contains("stream"))
 {
     report.AppendLine("### Streamed: time to first byte (concurrency 1)");
@@ -159,6 +185,7 @@ internal sealed record Options(
     int Deployments,
     string? VirtualKey,
     bool LogRequests,
+    bool Usage,
     string? Output)
 {
     public static Options Parse(string[] args)
@@ -175,6 +202,7 @@ internal sealed record Options(
             int.Parse(Value("--deployments") ?? "1", CultureInfo.InvariantCulture),
             Value("--key"),
             args.Contains("--log-requests"),
+            !args.Contains("--no-usage"),
             Value("--out"));
     }
 
