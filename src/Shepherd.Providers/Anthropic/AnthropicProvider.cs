@@ -12,9 +12,6 @@ using Shepherd.Providers.Shared;
 /// </summary>
 public sealed class AnthropicProvider : IChatProvider, IProviderProbe, IDisposable
 {
-    /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
-    internal const int MaxResponseBytes = 64 * 1024 * 1024;
-
     private readonly ProviderConfig _config;
     private readonly HttpMessageInvoker _http;
     private readonly TimeProvider _time;
@@ -51,59 +48,36 @@ public sealed class AnthropicProvider : IChatProvider, IProviderProbe, IDisposab
 
     public async ValueTask<UpstreamOutcome<ChatCompletion>> CompleteAsync(UpstreamCall call, CancellationToken cancellationToken)
     {
-        var body = new PooledBuffer(call.Request.Body.Length + 512);
-        var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
-        PooledBuffer? answer = null;
-        try
+        using var body = new PooledBuffer(call.Request.Body.Length + 512);
+        using var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        if (AnthropicMapping.WriteRequest(call, stream: false, body, out var jsonToolName) is { } refused)
         {
-            if (AnthropicMapping.WriteRequest(call, stream: false, body, out var jsonToolName) is { } refused)
+            return refused;
+        }
+
+        using var request = CreateRequest(body, call.ApiKey);
+        var (response, failure) = await UpstreamExchange.SendAsync(_http, request, cancel, Name).ConfigureAwait(false);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        using (response)
+        {
+            var (answer, unreadable) = await UpstreamExchange.ReadAnswerAsync(response!, cancel, Name).ConfigureAwait(false);
+            if (unreadable is not null)
             {
-                return refused;
+                return unreadable;
             }
 
-            using var request = CreateRequest(body, call.ApiKey);
-            HttpResponseMessage response;
-            try
+            using (answer)
             {
-                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancel.TimedOut)
-            {
-                return FailureClassifier.Timeout(Name, "no response headers");
-            }
-            catch (HttpRequestException ex) when (!cancel.ClientGone)
-            {
-                return FailureClassifier.ConnectFailure(Name, ex);
-            }
-
-            using (response)
-            {
-                cancel.Touch();
-                answer = new PooledBuffer(response.Content.Headers.ContentLength is { } length and > 0 and < MaxResponseBytes ? (int)length + 1 : 8192);
-                try
+                if (!UpstreamExchange.IsSuccess(response!))
                 {
-                    var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-                    if (!await answer.ReadFromAsync(stream, MaxResponseBytes, cancel.Touch, cancel.Token).ConfigureAwait(false))
-                    {
-                        return FailureClassifier.Unusable(Name, "the answer is larger than 64 MiB");
-                    }
-                }
-                catch (OperationCanceledException) when (cancel.TimedOut)
-                {
-                    return FailureClassifier.Timeout(Name, "the answer stalled");
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException && !cancel.ClientGone)
-                {
-                    return FailureClassifier.Unusable(Name, "the connection dropped while reading the answer");
+                    return AnthropicErrors.Classify(Name, (int)response!.StatusCode, answer!.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
                 }
 
-                var status = (int)response.StatusCode;
-                if (status is < 200 or > 299)
-                {
-                    return AnthropicErrors.Classify(Name, status, answer.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
-                }
-
-                if (!AnthropicMapping.TryTranslateResponse(answer.WrittenSpan, jsonToolName, _time.GetUtcNow().ToUnixTimeSeconds(), call.UpstreamModel, out var json, out var usage, out var usageMissing))
+                if (!AnthropicMapping.TryTranslateResponse(answer!.WrittenSpan, jsonToolName, _time.GetUtcNow().ToUnixTimeSeconds(), call.UpstreamModel, out var json, out var usage, out var usageMissing))
                 {
                     // A 200 carrying an error object (some proxies do this) is still an error.
                     var fields = AnthropicErrors.Read(answer.WrittenSpan);
@@ -114,16 +88,6 @@ public sealed class AnthropicProvider : IChatProvider, IProviderProbe, IDisposab
 
                 return UpstreamOutcome<ChatCompletion>.Success(new ChatCompletion(json, usage) { UsageMissing = usageMissing });
             }
-        }
-        catch (OperationCanceledException) when (cancel.TimedOut)
-        {
-            return FailureClassifier.Timeout(Name, "no response headers");
-        }
-        finally
-        {
-            answer?.Dispose();
-            body.Dispose();
-            cancel.Dispose();
         }
     }
 
@@ -141,44 +105,24 @@ public sealed class AnthropicProvider : IChatProvider, IProviderProbe, IDisposab
             }
 
             using var request = CreateRequest(body, call.ApiKey);
-            try
+            (response, var failure) = await UpstreamExchange.SendAsync(_http, request, cancel, Name).ConfigureAwait(false);
+            if (failure is not null)
             {
-                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancel.TimedOut)
-            {
-                return FailureClassifier.Timeout(Name, "no response headers");
-            }
-            catch (HttpRequestException ex) when (!cancel.ClientGone)
-            {
-                return FailureClassifier.ConnectFailure(Name, ex);
+                return failure;
             }
 
-            var status = (int)response.StatusCode;
-            if (status is < 200 or > 299)
+            if (!UpstreamExchange.IsSuccess(response!))
             {
-                using var error = new PooledBuffer(1024);
-                try
-                {
-                    cancel.Touch();
-                    var errorStream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-                    await error.ReadFromAsync(errorStream, 1024 * 1024, cancel.Touch, cancel.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !cancel.ClientGone)
-                {
-                    // The status alone classifies it.
-                }
-
-                return AnthropicErrors.Classify(Name, status, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+                using var error = await UpstreamExchange.ReadErrorAsync(response!, cancel).ConfigureAwait(false);
+                return AnthropicErrors.Classify(Name, (int)response!.StatusCode, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
             }
 
-            var mediaType = response.Content.Headers.ContentType?.MediaType;
-            if (mediaType is not null && !mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            if (UpstreamExchange.CheckEventStream(response!, Name) is { } notAStream)
             {
-                return FailureClassifier.Unusable(Name, $"expected an event stream, got {mediaType}");
+                return notAStream;
             }
 
-            var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+            var stream = await response!.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
             var decoder = new AnthropicStreamDecoder(Name, call.ApiKey, _time.GetUtcNow().ToUnixTimeSeconds(), call.UpstreamModel, jsonToolName);
             var chatStream = new AnthropicChatStream(Name, response, stream, cancel, body, decoder);
             handedOver = true;

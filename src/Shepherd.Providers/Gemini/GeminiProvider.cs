@@ -13,9 +13,6 @@ using Shepherd.Providers.Shared;
 /// </summary>
 public sealed class GeminiProvider : IChatProvider, IProviderProbe, IDisposable
 {
-    /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
-    internal const int MaxResponseBytes = 64 * 1024 * 1024;
-
     /// <summary>Downloaded images of one request, in total (each is also limited to 20 MiB).</summary>
     internal const long MaxImageBytesPerRequest = 64L * 1024 * 1024;
 
@@ -50,65 +47,35 @@ public sealed class GeminiProvider : IChatProvider, IProviderProbe, IDisposable
 
     public async ValueTask<UpstreamOutcome<ChatCompletion>> CompleteAsync(UpstreamCall call, CancellationToken cancellationToken)
     {
-        var body = new PooledBuffer(call.Request.Body.Length + 1024);
-        UpstreamCancellation? cancel = null;
-        try
+        using var body = new PooledBuffer(call.Request.Body.Length + 1024);
+        if (await BuildBodyAsync(call.Request, body, cancellationToken).ConfigureAwait(false) is { } invalid)
         {
-            if (await BuildBodyAsync(call.Request, body, cancellationToken).ConfigureAwait(false) is { } invalid)
-            {
-                return invalid;
-            }
-
-            cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
-            using var request = CreateRequest(UrisFor(call.UpstreamModel).Generate, body, call.ApiKey);
-            HttpResponseMessage response;
-            try
-            {
-                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancel.TimedOut)
-            {
-                return FailureClassifier.Timeout(Name, "no response headers");
-            }
-            catch (HttpRequestException ex) when (!cancel.ClientGone)
-            {
-                return FailureClassifier.ConnectFailure(Name, ex);
-            }
-
-            using (response)
-            {
-                cancel.Touch();
-                using var answer = new PooledBuffer(response.Content.Headers.ContentLength is { } length and > 0 and < MaxResponseBytes ? (int)length + 1 : 8192);
-                try
-                {
-                    var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-                    if (!await answer.ReadFromAsync(stream, MaxResponseBytes, cancel.Touch, cancel.Token).ConfigureAwait(false))
-                    {
-                        return FailureClassifier.Unusable(Name, "the answer is larger than 64 MiB");
-                    }
-                }
-                catch (OperationCanceledException) when (cancel.TimedOut)
-                {
-                    return FailureClassifier.Timeout(Name, "the answer stalled");
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException && !cancel.ClientGone)
-                {
-                    return FailureClassifier.Unusable(Name, "the connection dropped while reading the answer");
-                }
-
-                var status = (int)response.StatusCode;
-                if (status is < 200 or > 299)
-                {
-                    return GeminiErrors.Classify(Name, status, answer.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
-                }
-
-                return GeminiMapping.ToCompletion(answer.WrittenMemory, Name, call.UpstreamModel, _time.GetUtcNow().ToUnixTimeSeconds(), call.ApiKey);
-            }
+            return invalid;
         }
-        finally
+
+        // The timers start after the images are fetched: fetching has its own limits.
+        using var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        using var request = CreateRequest(UrisFor(call.UpstreamModel).Generate, body, call.ApiKey);
+        var (response, failure) = await UpstreamExchange.SendAsync(_http, request, cancel, Name).ConfigureAwait(false);
+        if (failure is not null)
         {
-            body.Dispose();
-            cancel?.Dispose();
+            return failure;
+        }
+
+        using (response)
+        {
+            var (answer, unreadable) = await UpstreamExchange.ReadAnswerAsync(response!, cancel, Name).ConfigureAwait(false);
+            if (unreadable is not null)
+            {
+                return unreadable;
+            }
+
+            using (answer)
+            {
+                return UpstreamExchange.IsSuccess(response!)
+                    ? GeminiMapping.ToCompletion(answer!.WrittenMemory, Name, call.UpstreamModel, _time.GetUtcNow().ToUnixTimeSeconds(), call.ApiKey)
+                    : GeminiErrors.Classify(Name, (int)response!.StatusCode, answer!.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+            }
         }
     }
 
@@ -127,45 +94,25 @@ public sealed class GeminiProvider : IChatProvider, IProviderProbe, IDisposable
 
             cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
             using var request = CreateRequest(UrisFor(call.UpstreamModel).Stream, body, call.ApiKey);
-            try
+            (response, var failure) = await UpstreamExchange.SendAsync(_http, request, cancel, Name).ConfigureAwait(false);
+            if (failure is not null)
             {
-                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancel.TimedOut)
-            {
-                return FailureClassifier.Timeout(Name, "no response headers");
-            }
-            catch (HttpRequestException ex) when (!cancel.ClientGone)
-            {
-                return FailureClassifier.ConnectFailure(Name, ex);
+                return failure;
             }
 
-            var status = (int)response.StatusCode;
-            if (status is < 200 or > 299)
+            if (!UpstreamExchange.IsSuccess(response!))
             {
-                using var error = new PooledBuffer(1024);
-                try
-                {
-                    cancel.Touch();
-                    var errorStream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-                    await error.ReadFromAsync(errorStream, 1024 * 1024, cancel.Touch, cancel.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !cancel.ClientGone)
-                {
-                    // The status alone classifies it.
-                }
-
-                return GeminiErrors.Classify(Name, status, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+                using var error = await UpstreamExchange.ReadErrorAsync(response!, cancel).ConfigureAwait(false);
+                return GeminiErrors.Classify(Name, (int)response!.StatusCode, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
             }
 
             // Without alt=sse Gemini streams one JSON array; anything but an event stream cannot be decoded.
-            var mediaType = response.Content.Headers.ContentType?.MediaType;
-            if (mediaType is not null && !mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            if (UpstreamExchange.CheckEventStream(response!, Name) is { } notAStream)
             {
-                return FailureClassifier.Unusable(Name, $"expected an event stream, got {mediaType}");
+                return notAStream;
             }
 
-            var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+            var stream = await response!.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
             var decoder = new GeminiStreamDecoder(Name, call.UpstreamModel, _time.GetUtcNow().ToUnixTimeSeconds(), call.ApiKey);
             var chatStream = new GeminiChatStream(Name, response, stream, cancel, decoder, body);
             handedOver = true;

@@ -15,9 +15,6 @@ using Shepherd.Providers.Shared;
 /// </summary>
 public sealed class OpenAIProvider : IChatProvider, IProviderProbe, IDisposable
 {
-    /// <summary>Bigger upstream answers are refused rather than buffered.</summary>
-    internal const int MaxResponseBytes = 64 * 1024 * 1024;
-
     private readonly ProviderConfig _config;
     private readonly HttpMessageInvoker _http;
     private readonly TimeProvider _time;
@@ -62,56 +59,33 @@ public sealed class OpenAIProvider : IChatProvider, IProviderProbe, IDisposable
 
     public async ValueTask<UpstreamOutcome<ChatCompletion>> CompleteAsync(UpstreamCall call, CancellationToken cancellationToken)
     {
-        var body = new PooledBuffer(call.Request.Body.Length + 256);
-        var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
-        PooledBuffer? answer = null;
-        try
+        using var body = new PooledBuffer(call.Request.Body.Length + 256);
+        using var cancel = new UpstreamCancellation(cancellationToken, _firstByte, _idle, _time);
+        OpenAIRequestRewriter.Write(call.Request, ModelJson(call.UpstreamModel), _developerAsSystem, body);
+        using var request = CreateRequest(body, call.ApiKey);
+        var (response, failure) = await UpstreamExchange.SendAsync(_http, request, cancel, Name).ConfigureAwait(false);
+        if (failure is not null)
         {
-            OpenAIRequestRewriter.Write(call.Request, ModelJson(call.UpstreamModel), _developerAsSystem, body);
-            using var request = CreateRequest(body, call.ApiKey);
-            HttpResponseMessage response;
+            return failure;
+        }
+
+        using (response)
+        {
+            var (answer, unreadable) = await UpstreamExchange.ReadAnswerAsync(response!, cancel, Name).ConfigureAwait(false);
+            if (unreadable is not null)
+            {
+                return unreadable;
+            }
+
+            var owned = false;
             try
             {
-                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException ex) when (!cancel.ClientGone)
-            {
-                // Our deadline, or the handler's connect timeout (a TaskCanceledException around a TimeoutException).
-                return cancel.TimedOut ? FailureClassifier.Timeout(Name, "no response headers") : FailureClassifier.ConnectFailure(Name, ex);
-            }
-            catch (HttpRequestException ex) when (!cancel.ClientGone)
-            {
-                return FailureClassifier.ConnectFailure(Name, ex);
-            }
-
-            using (response)
-            {
-                cancel.Touch();
-                answer = new PooledBuffer(response.Content.Headers.ContentLength is { } length and > 0 and < MaxResponseBytes ? (int)length + 1 : 8192);
-                try
+                if (!UpstreamExchange.IsSuccess(response!))
                 {
-                    var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-                    if (!await answer.ReadFromAsync(stream, MaxResponseBytes, cancel.Touch, cancel.Token).ConfigureAwait(false))
-                    {
-                        return FailureClassifier.Unusable(Name, "the answer is larger than 64 MiB");
-                    }
-                }
-                catch (OperationCanceledException) when (cancel.TimedOut)
-                {
-                    return FailureClassifier.Timeout(Name, "the answer stalled");
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException && !cancel.ClientGone)
-                {
-                    return FailureClassifier.Unusable(Name, "the connection dropped while reading the answer");
+                    return OpenAIErrors.Classify(Name, (int)response!.StatusCode, answer!.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
                 }
 
-                var status = (int)response.StatusCode;
-                if (status is < 200 or > 299)
-                {
-                    return OpenAIErrors.Classify(Name, status, answer.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
-                }
-
-                var info = OpenAIWire.InspectCompletion(answer.WrittenSpan);
+                var info = OpenAIWire.InspectCompletion(answer!.WrittenSpan);
                 if (!info.IsValid || info.IsError || !info.HasChoices)
                 {
                     return info.IsError
@@ -119,16 +93,17 @@ public sealed class OpenAIProvider : IChatProvider, IProviderProbe, IDisposable
                         : FailureClassifier.Unusable(Name, "not a chat.completion object");
                 }
 
-                var completion = new ChatCompletion(answer.WrittenMemory, info.Usage ?? default, answer.Dispose) { UsageMissing = info.Usage is null };
-                answer = null; // owned by the completion now
-                return UpstreamOutcome<ChatCompletion>.Success(completion);
+                // The relayed bytes are the upstream's own: the completion owns the pooled buffer from here.
+                owned = true;
+                return UpstreamOutcome<ChatCompletion>.Success(new ChatCompletion(answer.WrittenMemory, info.Usage ?? default, answer.Dispose) { UsageMissing = info.Usage is null });
             }
-        }
-        finally
-        {
-            answer?.Dispose();
-            body.Dispose();
-            cancel.Dispose();
+            finally
+            {
+                if (!owned)
+                {
+                    answer!.Dispose();
+                }
+            }
         }
     }
 
@@ -142,45 +117,24 @@ public sealed class OpenAIProvider : IChatProvider, IProviderProbe, IDisposable
         {
             OpenAIRequestRewriter.Write(call.Request, ModelJson(call.UpstreamModel), _developerAsSystem, body);
             using var request = CreateRequest(body, call.ApiKey);
-            try
+            (response, var failure) = await UpstreamExchange.SendAsync(_http, request, cancel, Name).ConfigureAwait(false);
+            if (failure is not null)
             {
-                response = await _http.SendAsync(request, cancel.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException ex) when (!cancel.ClientGone)
-            {
-                // Our deadline, or the handler's connect timeout (a TaskCanceledException around a TimeoutException).
-                return cancel.TimedOut ? FailureClassifier.Timeout(Name, "no response headers") : FailureClassifier.ConnectFailure(Name, ex);
-            }
-            catch (HttpRequestException ex) when (!cancel.ClientGone)
-            {
-                return FailureClassifier.ConnectFailure(Name, ex);
+                return failure;
             }
 
-            var status = (int)response.StatusCode;
-            if (status is < 200 or > 299)
+            if (!UpstreamExchange.IsSuccess(response!))
             {
-                using var error = new PooledBuffer(1024);
-                try
-                {
-                    cancel.Touch();
-                    var errorStream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-                    await error.ReadFromAsync(errorStream, 1024 * 1024, cancel.Touch, cancel.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !cancel.ClientGone)
-                {
-                    // The status alone classifies it.
-                }
-
-                return OpenAIErrors.Classify(Name, status, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
+                using var error = await UpstreamExchange.ReadErrorAsync(response!, cancel).ConfigureAwait(false);
+                return OpenAIErrors.Classify(Name, (int)response!.StatusCode, error.WrittenSpan, RetryAfter.From(response.Headers, _time.GetUtcNow()), call.ApiKey);
             }
 
-            var mediaType = response.Content.Headers.ContentType?.MediaType;
-            if (mediaType is not null && !mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+            if (UpstreamExchange.CheckEventStream(response!, Name) is { } notAStream)
             {
-                return FailureClassifier.Unusable(Name, $"expected an event stream, got {mediaType}");
+                return notAStream;
             }
 
-            var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
+            var stream = await response!.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
             var chatStream = new OpenAIChatStream(Name, response, stream, cancel, body, call.ApiKey);
             handedOver = true;
             return UpstreamOutcome<ChatStream>.Success(chatStream);
