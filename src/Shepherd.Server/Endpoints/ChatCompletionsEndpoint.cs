@@ -26,6 +26,8 @@ using Shepherd.Server.Streaming;
 /// </summary>
 public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 {
+    private readonly StreamRelay _relay = new(gateway);
+
     /// <summary>For a virtual model: the name of the rule that chose the model.</summary>
     public const string RouteRuleHeader = "x-shepherd-route-rule";
 
@@ -41,13 +43,10 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
         request.Caller = caller;
         request.Accountable = true;
-        if (caller.Key is { } key)
+        if (caller.Key is not null && Admission.CheckAddress(caller, gateway.ClientAddress.Resolve(context)) is { } addressError)
         {
-            if (Admission.CheckAddress(caller, gateway.ClientAddress.Resolve(context)) is { } addressError)
-            {
-                await FailAsync(context, caller, addressError);
-                return;
-            }
+            await FailAsync(context, caller, addressError);
+            return;
         }
 
         if (RequestBody.CheckContentType(context.Request) is { } contentTypeError)
@@ -296,130 +295,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
 
         // The executor hands over a committed stream: it has content, so the first event is never an error.
         await using var stream = execution.Value!;
-        if (!await stream.MoveNextAsync())
-        {
-            await ErrorResponses.WriteAsync(context, GatewayError.Server(502, "The upstream provider ended the stream without sending anything.", "bad_upstream_response"));
-            return;
-        }
-
-        // One price for the whole stream, so the cost in the usage chunk is the cost recorded, even across an effective_from.
-        var price = execution.Route!.Deployment.PriceAt(gateway.Time.GetUtcNow());
-        SseWriter.Start(context);
-        var writer = context.Response.BodyWriter;
-        var cancellation = context.RequestAborted;
-        Usage? usage = null;
-        Usage? estimate = null;
-        PooledBuffer? relayed = null;
-        var identity = chat.IncludeUsage ? EstimatedUsageChunk.Read(stream.Current.Json.Span) : default;
-
-        // The usage when the provider reported none: the prompt estimate and the tokens of what was relayed.
-        Usage Estimate() => estimate ??= new Usage(gateway.Estimator.EstimatePrompt(chat), relayed is null ? 0 : gateway.Estimator.Count(relayed.WrittenSpan));
-        try
-        {
-            while (true)
-            {
-                var current = stream.Current;
-                if (current.Kind == StreamEventKind.Error)
-                {
-                    var failure = current.Failure!;
-                    Log.StreamFailed(gateway.Logger, request.RequestId, execution.Route!.Deployment.Provider.Name, failure.Class.ToString(), failure.Message);
-                    var error = failure.ToClientError();
-                    request.ErrorCode = error.Code ?? error.Type;
-                    SseWriter.WriteData(writer, ErrorResponses.Serialize(error));
-                    await SseWriter.FlushAsync(writer, cancellation);
-                    return;
-                }
-
-                if (current.Usage is { } chunkUsage)
-                {
-                    usage = chunkUsage;
-                }
-                else if (current.HasContent && usage is null)
-                {
-                    // Kept in case the stream ends without usage (abandoned or dropped): then it is counted.
-                    relayed ??= new PooledBuffer(1024);
-                    OpenAIWire.AppendDeltaText(current.Json.Span, relayed);
-                }
-
-                // The gateway always asks for usage; the usage chunk reaches the client only if it asked too.
-                if (!current.IsUsageOnly)
-                {
-                    SseWriter.WriteData(writer, current.Json.Span);
-                }
-                else if (chat.IncludeUsage)
-                {
-                    // The final usage chunk also says what the request cost (SDKs ignore unknown fields).
-                    var cost = current.Usage is { } chunkCost ? Pricing.Cost(chunkCost, price) : 0m;
-                    SseWriter.WriteData(writer, WithShepherdField(current.Json.Span, cost, request.RequestId));
-                }
-
-                // Flush only when the next event is not already at hand, so bursts go out in one write.
-                var next = stream.MoveNextAsync();
-                if (!next.IsCompleted)
-                {
-                    await SseWriter.FlushAsync(writer, cancellation);
-                    if (request.FirstByteTimestamp == 0)
-                    {
-                        request.FirstByteTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
-                    }
-                }
-
-                if (!await next)
-                {
-                    break;
-                }
-            }
-
-            if (usage is null && chat.IncludeUsage)
-            {
-                // The client asked for usage and the provider sent none: it gets the gateway's count, marked estimated.
-                SseWriter.WriteData(writer, EstimatedUsageChunk.Write(identity, Estimate(), Pricing.Cost(Estimate(), price), request.RequestId));
-            }
-
-            SseWriter.WriteDone(writer);
-            await SseWriter.FlushAsync(writer, cancellation);
-
-            // A stream that arrived in one burst reached the client only now: that is its time to first token.
-            if (request.FirstByteTimestamp == 0)
-            {
-                request.FirstByteTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
-            }
-        }
-        finally
-        {
-            // Also when the client went away mid-stream: what was generated is accounted.
-            if (usage is { } reported)
-            {
-                request.Usage = reported;
-            }
-            else
-            {
-                request.Usage = Estimate();
-                request.UsageEstimated = true;
-            }
-
-            relayed?.Dispose();
-            request.Cost = Pricing.Cost(request.Usage, price);
-        }
-    }
-
-    /// <summary>The usage chunk with <c>"shepherd":{"cost_usd":…,"request_id":…}</c> added before its closing brace.</summary>
-    private static byte[] WithShepherdField(ReadOnlySpan<byte> chunk, decimal cost, string requestId)
-    {
-        var end = chunk.LastIndexOf((byte)'}');
-        if (end < 0)
-        {
-            return chunk.ToArray();
-        }
-
-        var field = Encoding.UTF8.GetBytes(string.Create(
-            CultureInfo.InvariantCulture,
-            $",\"shepherd\":{{\"cost_usd\":{cost},\"request_id\":\"{requestId}\"}}"));
-        var result = new byte[end + field.Length + (chunk.Length - end)];
-        chunk[..end].CopyTo(result);
-        field.CopyTo(result.AsSpan(end));
-        chunk[end..].CopyTo(result.AsSpan(end + field.Length));
-        return result;
+        await _relay.RelayAsync(context, request, chat, execution.Route!, stream);
     }
 
     private void LogFailure(RequestContext request, RouteInfo? route, UpstreamFailure? failure)
