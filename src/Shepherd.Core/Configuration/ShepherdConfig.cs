@@ -24,7 +24,8 @@ public sealed record ShepherdConfig
 
     public LoggingConfig Logging { get; init; } = new();
 
-    /// <summary>Where keys, spend and (later) usage are stored: <c>sqlite:PATH</c> (the embedded default).</summary>
+    /// <summary>Where keys, spend and usage are stored: <c>sqlite:PATH</c> (the embedded default) or PostgreSQL
+    /// (<c>postgres://user:password@host:port/db</c> or an Npgsql connection string) for several instances.</summary>
     public string Storage { get; init; } = DefaultStorage;
 
     public LimitsConfig Limits { get; init; } = new();
@@ -34,6 +35,9 @@ public sealed record ShepherdConfig
 
     /// <summary>Retries, breakers, retry budget and health probes: how the executor handles upstream failures.</summary>
     public RoutingConfig Routing { get; init; } = new();
+
+    /// <summary>State shared by several instances (Redis), or in memory for one (see <see cref="StateConfig"/>).</summary>
+    public StateConfig State { get; init; } = new();
 
     public const string DefaultStorage = "sqlite:./shepherd.db";
 }
