@@ -20,7 +20,9 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public const string MasterKey = "sk-bench-master-key-0123456789";
 
-    public static async Task<GatewayProcess> StartAsync(string gatewayDll, string upstreamBaseUrl, int deployments = 1, bool logRequests = false, bool usage = true)
+    /// <param name="storage">A <c>storage:</c> value (e.g. an Npgsql connection string); default: a temporary SQLite file.</param>
+    /// <param name="redis">A <c>state.redis</c> value: limits, breakers and key changes shared through Redis; default: in memory.</param>
+    public static async Task<GatewayProcess> StartAsync(string gatewayDll, string upstreamBaseUrl, int deployments = 1, bool logRequests = false, bool usage = true, string? storage = null, string? redis = null)
     {
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
@@ -30,7 +32,8 @@ public sealed class GatewayProcess : IAsyncDisposable
             listen: {url}
             master_key: {MasterKey}
             logging: {"{"} level: warning, requests: {(logRequests ? "true" : "false")} {"}"}
-            storage: sqlite:{Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}
+            storage: "{storage ?? "sqlite:" + Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}"
+            {(redis is null ? "" : $"state: {{ redis: \"{redis}\" }}")}
             usage: {"{"} enabled: {(usage ? "true" : "false")} {"}"}
             providers:
               - name: bench

@@ -4,6 +4,9 @@ using Shepherd.LoadTest;
 
 // Usage: dotnet run -c Release --project bench/Shepherd.LoadTest -- [--duration S] [--scenarios throughput,rate,stream,hold]
 //        [--gateway PATH/shepherd.dll] [--deployments N] [--out FILE.md]
+//        [--scenarios scaleout [--redis HOST:PORT] [--postgres CONNECTION]]  in-memory vs Redis-backed limits (a private
+//                     redis-server when --redis is not given; PostgreSQL storage for the shared gateway when given)
+//        [--scenarios usage-sink --postgres CONNECTION]   PostgreSQL usage-sink throughput (a fresh database, dropped after)
 var options = Options.Parse(args);
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var report = new StringBuilder();
@@ -11,6 +14,27 @@ report.AppendLine(CultureInfo.InvariantCulture, $"Load benchmark, {DateTime.UtcN
 report.AppendLine();
 
 await using var upstream = await BenchUpstream.StartAsync();
+if (options.Scenarios.Contains("scaleout"))
+{
+    await ScaleOutBench.RunAsync(options, upstream.BaseUrl, report);
+}
+
+if (options.Scenarios.Contains("usage-sink"))
+{
+    await ScaleOutBench.UsageSinkAsync(options, report);
+}
+
+if (!options.Scenarios.Overlaps(["throughput", "rate", "stream", "hold", "keys", "sustained"]))
+{
+    Console.WriteLine(report.ToString());
+    if (options.Output is not null)
+    {
+        await File.WriteAllTextAsync(options.Output, report.ToString());
+    }
+
+    return;
+}
+
 await using var gateway = await GatewayProcess.StartAsync(options.GatewayDll, upstream.BaseUrl, options.Deployments, options.LogRequests, options.Usage);
 var direct = upstream.BaseUrl;
 var through = gateway.Url + "/v1";
@@ -186,7 +210,9 @@ internal sealed record Options(
     string? VirtualKey,
     bool LogRequests,
     bool Usage,
-    string? Output)
+    string? Output,
+    string? Redis,
+    string? Postgres)
 {
     public static Options Parse(string[] args)
     {
@@ -203,7 +229,9 @@ internal sealed record Options(
             Value("--key"),
             args.Contains("--log-requests"),
             !args.Contains("--no-usage"),
-            Value("--out"));
+            Value("--out"),
+            Value("--redis"),
+            Value("--postgres"));
     }
 
     private static string FindRoot()

@@ -30,7 +30,21 @@ public sealed class RedisServer : IAsyncDisposable
             return new RedisServer(shared, null, null);
         }
 
-        var port = FreePort();
+        return await StartPrivateAsync();
+    }
+
+    /// <summary>A private server this test may stop and start again (on the same <paramref name="port"/>).</summary>
+    public static async Task<RedisServer> StartPrivateAsync(int? port = null)
+    {
+        var chosen = port ?? FreePort();
+        return await StartProcessAsync(chosen);
+    }
+
+    /// <summary>The port of <see cref="Endpoint"/>.</summary>
+    public int Port => int.Parse(Endpoint[(Endpoint.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+
+    private static async Task<RedisServer> StartProcessAsync(int port)
+    {
         var directory = Directory.CreateTempSubdirectory("shepherd-redis-").FullName;
         var start = new ProcessStartInfo("redis-server")
         {

@@ -5,6 +5,9 @@ public interface IKeyStore
 {
     Task<IReadOnlyList<VirtualKeyRecord>> LoadAllAsync(CancellationToken cancellationToken);
 
+    /// <summary>One key as stored now, or null (another instance changed it: reload it).</summary>
+    Task<VirtualKeyRecord?> GetAsync(string id, CancellationToken cancellationToken);
+
     Task InsertAsync(VirtualKeyRecord key, CancellationToken cancellationToken);
 
     Task UpdateAsync(VirtualKeyRecord key, CancellationToken cancellationToken);

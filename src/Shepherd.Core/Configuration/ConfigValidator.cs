@@ -11,6 +11,7 @@ public static class ConfigValidator
         ValidateServer(config.Server, problems);
         ValidateLogging(config.Logging, problems);
         ValidateStorage(config.Storage, problems);
+        StateConfigValidator.Validate(config.State, problems);
         ValidateLimits(config.Limits, problems);
 
         var providerNames = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
@@ -146,9 +147,13 @@ public static class ConfigValidator
 
     private static void ValidateStorage(string storage, List<ConfigProblem> problems)
     {
-        if (!storage.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase) || storage.Length <= "sqlite:".Length)
+        if (StorageUrl.Problem(storage) is { } problem)
         {
-            problems.Add(new ConfigProblem("storage", $"'{storage}' is not a storage URL (expected sqlite:PATH, e.g. sqlite:./shepherd.db)"));
+            // Never echo a connection string back: it may hold a password.
+            problems.Add(new ConfigProblem("storage",
+                StorageUrl.IsPostgres(storage) ? $"not a usable PostgreSQL setting: {problem}"
+                : storage.Contains('@', StringComparison.Ordinal) ? $"not a storage URL ({problem})"
+                : $"'{storage}' is not a storage URL ({problem})"));
         }
     }
 

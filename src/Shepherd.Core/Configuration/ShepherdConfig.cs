@@ -24,7 +24,8 @@ public sealed record ShepherdConfig
 
     public LoggingConfig Logging { get; init; } = new();
 
-    /// <summary>Where keys, spend and (later) usage are stored: <c>sqlite:PATH</c> (the embedded default).</summary>
+    /// <summary>Where keys, spend and usage are stored: <c>sqlite:PATH</c> (the embedded default) or PostgreSQL
+    /// (<c>postgres://user:password@host:port/db</c> or an Npgsql connection string) for several instances.</summary>
     public string Storage { get; init; } = DefaultStorage;
 
     public LimitsConfig Limits { get; init; } = new();
@@ -37,6 +38,9 @@ public sealed record ShepherdConfig
 
     /// <summary>Metrics for Prometheus and optional OTLP trace export (see <see cref="TelemetryConfig"/>).</summary>
     public TelemetryConfig Telemetry { get; init; } = new();
+
+    /// <summary>State shared by several instances (Redis), or in memory for one (see <see cref="StateConfig"/>).</summary>
+    public StateConfig State { get; init; } = new();
 
     public const string DefaultStorage = "sqlite:./shepherd.db";
 }

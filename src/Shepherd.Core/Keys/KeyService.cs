@@ -7,7 +7,8 @@ using Shepherd.Security;
 
 /// <summary>
 /// Creates, changes, revokes and tops up virtual keys: validates the input, writes the store, then updates the
-/// in-memory registry so the very next request sees the change.
+/// in-memory registry so the very next request sees the change. With several instances (<see cref="IKeySharing"/>),
+/// it then tells the others, which reload the key from the store (<see cref="ReloadAsync"/>).
 /// </summary>
 public sealed class KeyService
 {
@@ -21,10 +22,13 @@ public sealed class KeyService
     private readonly BudgetCalendar _calendar;
     private readonly SemaphoreSlim _writes = new(1, 1);
     private readonly string[] _virtualModels;
+    private readonly IKeySharing? _sharing;
 
     /// <param name="router">The virtual models, whose names <c>allowed_models</c> may name too.</param>
-    public KeyService(IKeyStore store, ISpendStore spend, KeyRegistry registry, ModelCatalog catalog, TimeProvider time, BudgetCalendar calendar, Routing.Rules.VirtualModelRouter? router = null)
+    /// <param name="sharing">Shared counters and change notices when several instances run (Redis).</param>
+    public KeyService(IKeyStore store, ISpendStore spend, KeyRegistry registry, ModelCatalog catalog, TimeProvider time, BudgetCalendar calendar, Routing.Rules.VirtualModelRouter? router = null, IKeySharing? sharing = null)
     {
+        _sharing = sharing;
         _virtualModels = router?.Names.ToArray() ?? [];
         _store = store;
         _spend = spend;
@@ -48,7 +52,12 @@ public sealed class KeyService
             runtime.Restore(today, s?.Today ?? 0m, s?.ThisMonth ?? 0m, s?.Total ?? 0m, record.CreditBalance);
 
             // A pattern that no longer matches (the model was removed from the config) simply allows nothing more.
-            _registry.Put(new KeyEntry(record, ModelAccess.Resolve(record.AllowedModels, _catalog, virtualModels: _virtualModels), runtime));
+            var entry = new KeyEntry(record, ModelAccess.Resolve(record.AllowedModels, _catalog, virtualModels: _virtualModels), runtime);
+            _registry.Put(entry);
+            if (_sharing is not null && entry.HasLimits)
+            {
+                await _sharing.SeedAsync(entry, s, cancellationToken);
+            }
         }
     }
 
@@ -85,6 +94,12 @@ public sealed class KeyService
             runtime.Restore(_calendar.Today(now), 0m, 0m, 0m, record.CreditBalance);
             var entry = new KeyEntry(record, access, runtime);
             _registry.Put(entry);
+            if (_sharing is not null)
+            {
+                await _sharing.ResetCreditAsync(entry, record.CreditBalance, cancellationToken);
+                await _sharing.PublishChangedAsync(entry.Id, cancellationToken);
+            }
+
             return (entry, secret);
         }
         finally
@@ -125,6 +140,22 @@ public sealed class KeyService
 
             var entry = new KeyEntry(record, access, current.Runtime);
             _registry.Put(entry);
+            if (_sharing is not null)
+            {
+                if (patch.CreditBalance.IsSet)
+                {
+                    await _sharing.ResetCreditAsync(entry, record.CreditBalance, cancellationToken);
+                }
+
+                if (entry.HasLimits && !current.HasLimits)
+                {
+                    // Limits from now on: the shared counters start from the persisted spend.
+                    await _sharing.SeedAsync(entry, await LoadSpendAsync(id, cancellationToken), cancellationToken);
+                }
+
+                await _sharing.PublishChangedAsync(entry.Id, cancellationToken);
+            }
+
             return entry;
         }
         finally
@@ -148,6 +179,11 @@ public sealed class KeyService
             await _store.UpdateAsync(record, cancellationToken);
             var entry = new KeyEntry(record, current.Models, current.Runtime);
             _registry.Put(entry);
+            if (_sharing is not null)
+            {
+                await _sharing.PublishChangedAsync(entry.Id, cancellationToken);
+            }
+
             return entry;
         }
         finally
@@ -168,12 +204,24 @@ public sealed class KeyService
         try
         {
             var current = Find(id);
+            if (_sharing is not null && current.Record.CreditBalance is not null)
+            {
+                // The shared balance must exist before it is added to (Redis may have lost it): seeded from the store first.
+                await _sharing.SeedAsync(current, await LoadSpendAsync(id, cancellationToken), cancellationToken);
+            }
+
             await _store.TopUpAsync(id, amount, cancellationToken);
             var balance = current.Runtime.TopUp(amount);
             if (current.Record.CreditBalance is null)
             {
-                var entry = new KeyEntry(current.Record with { CreditBalance = balance }, current.Models, current.Runtime);
-                _registry.Put(entry);
+                current = new KeyEntry(current.Record with { CreditBalance = balance }, current.Models, current.Runtime);
+                _registry.Put(current);
+            }
+
+            if (_sharing is not null)
+            {
+                balance = await _sharing.TopUpAsync(current, amount, cancellationToken) ?? balance;
+                await _sharing.PublishChangedAsync(id, cancellationToken);
             }
 
             return balance;
@@ -183,6 +231,92 @@ public sealed class KeyService
             _writes.Release();
         }
     }
+
+    /// <summary>
+    /// Reloads one key from the store: another instance changed it (<see cref="IKeySharing.PublishChangedAsync"/>).
+    /// The live counters of a known key are kept; its local balance (the fallback when shared state is down) follows the store.
+    /// </summary>
+    public async Task ReloadAsync(string id, CancellationToken cancellationToken)
+    {
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            if (await _store.GetAsync(id, cancellationToken) is { } record)
+            {
+                await PutLoadedAsync(record, null, cancellationToken);
+            }
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    /// <summary>Reloads every key from the store (after shared state was unreachable, change notices may have been missed).</summary>
+    public async Task ReloadAllAsync(CancellationToken cancellationToken)
+    {
+        await _writes.WaitAsync(cancellationToken);
+        try
+        {
+            var today = _calendar.Today(_time.GetUtcNow());
+            Dictionary<string, KeySpend>? spend = null;
+            foreach (var record in await _store.LoadAllAsync(cancellationToken))
+            {
+                if (!_registry.TryGet(record.Id, out _))
+                {
+                    spend ??= (await _spend.LoadAsync(today, cancellationToken)).ToDictionary(s => s.KeyId, StringComparer.Ordinal);
+                }
+
+                await PutLoadedAsync(record, spend, cancellationToken);
+            }
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
+    /// <summary>Seeds the shared counters of every key with limits (after shared state came back, maybe empty).</summary>
+    public async Task SeedAllAsync(CancellationToken cancellationToken)
+    {
+        if (_sharing is null)
+        {
+            return;
+        }
+
+        var spend = (await _spend.LoadAsync(_calendar.Today(_time.GetUtcNow()), cancellationToken)).ToDictionary(s => s.KeyId, StringComparer.Ordinal);
+        foreach (var entry in _registry.All.Where(e => e.HasLimits))
+        {
+            await _sharing.SeedAsync(entry, spend.GetValueOrDefault(entry.Id), cancellationToken);
+        }
+    }
+
+    /// <summary>A key's live counters: across every instance when they are shared, else this instance's.</summary>
+    public async Task<KeyRuntimeSnapshot> LiveAsync(KeyEntry entry, CancellationToken cancellationToken)
+    {
+        var local = entry.Runtime.Snapshot();
+        return _sharing is not null && entry.HasLimits && await _sharing.ReadLiveAsync(entry, cancellationToken) is { } shared ? shared : local;
+    }
+
+    private async Task PutLoadedAsync(VirtualKeyRecord record, Dictionary<string, KeySpend>? spend, CancellationToken cancellationToken)
+    {
+        var access = ModelAccess.Resolve(record.AllowedModels, _catalog, virtualModels: _virtualModels);
+        if (_registry.TryGet(record.Id, out var current))
+        {
+            current.Runtime.SetCredit(record.CreditBalance);
+            _registry.Put(new KeyEntry(record, access, current.Runtime));
+            return;
+        }
+
+        var today = _calendar.Today(_time.GetUtcNow());
+        var s = spend is null ? await LoadSpendAsync(record.Id, cancellationToken) : spend.GetValueOrDefault(record.Id);
+        var runtime = new KeyRuntime();
+        runtime.Restore(today, s?.Today ?? 0m, s?.ThisMonth ?? 0m, s?.Total ?? 0m, record.CreditBalance);
+        _registry.Put(new KeyEntry(record, access, runtime));
+    }
+
+    private async Task<KeySpend?> LoadSpendAsync(string id, CancellationToken cancellationToken) =>
+        (await _spend.LoadAsync(_calendar.Today(_time.GetUtcNow()), cancellationToken)).FirstOrDefault(s => s.KeyId == id);
 
     private KeyEntry Find(string id) =>
         _registry.TryGet(id, out var entry) ? entry : throw new KeyNotFoundException($"No key with id '{id}'.");

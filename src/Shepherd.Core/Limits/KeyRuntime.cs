@@ -156,6 +156,15 @@ public sealed class KeyRuntime
         }
     }
 
+    /// <summary>Sets the balance to what the store holds (another instance changed the key).</summary>
+    public void SetCredit(decimal? balance)
+    {
+        lock (Gate)
+        {
+            Credit = balance;
+        }
+    }
+
     /// <summary>Removes the credit limit or starts it at a balance (admin update).</summary>
     public void SetCreditLimited(decimal? balance)
     {

@@ -49,6 +49,41 @@ public sealed class CircuitBreaker(BreakerConfig settings) : ICircuitBreaker
     private long _openUntilTicks;
     private volatile bool _probeInFlight;
 
+    /// <summary>The state as last set (an open breaker whose cooldown is over still reads Open until a request asks).</summary>
+    public BreakerState State => _state;
+
+    /// <summary>Failures in a row so far (no lock: a hint for callers that avoid work on the success path).</summary>
+    public int ConsecutiveFailures => Volatile.Read(ref _consecutive);
+
+    /// <summary>Opens the breaker until <paramref name="until"/> because another instance opened it (shared breakers).</summary>
+    /// <remarks>A later opening already in place wins; an <paramref name="until"/> in the past leaves it ready for a probe.</remarks>
+    public void ForceOpen(DateTimeOffset until)
+    {
+        lock (_gate)
+        {
+            if (_state == BreakerState.Open && _openUntilTicks >= until.UtcTicks)
+            {
+                return;
+            }
+
+            _openUntilTicks = until.UtcTicks;
+            _state = BreakerState.Open;
+        }
+    }
+
+    /// <summary>Closes the breaker because another instance's probe succeeded (shared breakers).</summary>
+    public void ForceClose()
+    {
+        lock (_gate)
+        {
+            if (_state != BreakerState.Closed)
+            {
+                _probeInFlight = false;
+                Close();
+            }
+        }
+    }
+
     public bool TryPass(DateTimeOffset now, out bool isProbe)
     {
         isProbe = false;

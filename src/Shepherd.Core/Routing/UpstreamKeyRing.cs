@@ -27,6 +27,9 @@ public sealed class UpstreamKey
 
     public ICircuitBreaker Breaker { get; }
 
+    /// <summary>Where a change of this key's health is shared with other instances (null: this instance only).</summary>
+    internal IUpstreamKeyHealth? Health { get; set; }
+
     public bool IsDead => Volatile.Read(ref _deadSinceTicks) != 0;
 
     public DateTimeOffset? DeadSince => IsDead ? new DateTimeOffset(Volatile.Read(ref _deadSinceTicks), TimeSpan.Zero) : null;
@@ -41,12 +44,35 @@ public sealed class UpstreamKey
         !IsDead && Volatile.Read(ref _coolingUntilTicks) <= now.UtcTicks && Breaker.IsAvailable(now);
 
     /// <summary>The upstream refused this key (401/403): out until a probe succeeds.</summary>
-    public void MarkDead(DateTimeOffset now) => Interlocked.CompareExchange(ref _deadSinceTicks, now.UtcTicks, 0);
+    public void MarkDead(DateTimeOffset now)
+    {
+        if (Interlocked.CompareExchange(ref _deadSinceTicks, now.UtcTicks, 0) == 0)
+        {
+            Health?.Changed(this, now);
+        }
+    }
 
     public void Readmit()
     {
-        Volatile.Write(ref _deadSinceTicks, 0);
+        var wasDead = Interlocked.Exchange(ref _deadSinceTicks, 0) != 0;
         Volatile.Write(ref _coolingUntilTicks, 0);
+        if (wasDead)
+        {
+            Health?.Changed(this, null);
+        }
+    }
+
+    /// <summary>Applies what another instance found (taken out since <paramref name="deadSince"/>, or re-admitted when null), without sharing it again.</summary>
+    public void ApplyShared(DateTimeOffset? deadSince)
+    {
+        if (deadSince is { } since)
+        {
+            Interlocked.CompareExchange(ref _deadSinceTicks, Math.Max(1, since.UtcTicks), 0);
+        }
+        else
+        {
+            Volatile.Write(ref _deadSinceTicks, 0);
+        }
     }
 
     /// <summary>Rate limited: rest until <paramref name="until"/>.</summary>
@@ -80,6 +106,14 @@ public sealed class UpstreamKeyRing
         _keys = keys.Where(k => !string.IsNullOrEmpty(k))
             .Select((k, i) => new UpstreamKey(k, i, $"{provider}#{i}", store.Get($"key:{provider}#{i}")))
             .ToArray();
+        if (store is IUpstreamKeyHealth health)
+        {
+            foreach (var key in _keys)
+            {
+                key.Health = health;
+                health.Register(key);
+            }
+        }
     }
 
     public int Count => _keys.Length;

@@ -36,14 +36,16 @@ public sealed class AdminKeysEndpoints(KeyService keys, ICallerAuthenticator aut
         }
 
         var now = time.GetUtcNow();
+        var entries = keys.Registry.All.OrderBy(e => e.Record.CreatedAt).ThenBy(e => e.Id, StringComparer.Ordinal).ToArray();
+        var live = await Task.WhenAll(entries.Select(e => keys.LiveAsync(e, context.RequestAborted)));
         await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();
             w.WriteString("object"u8, "list"u8);
             w.WriteStartArray("data"u8);
-            foreach (var entry in keys.Registry.All.OrderBy(e => e.Record.CreatedAt).ThenBy(e => e.Id, StringComparer.Ordinal))
+            for (var i = 0; i < entries.Length; i++)
             {
-                KeyJson.WriteKey(w, entry, now);
+                KeyJson.WriteKey(w, entries[i], now, shared: live[i]);
             }
 
             w.WriteEndArray();
@@ -58,7 +60,8 @@ public sealed class AdminKeysEndpoints(KeyService keys, ICallerAuthenticator aut
             return;
         }
 
-        await ModelsEndpoints.WriteJsonAsync(context, w => KeyJson.WriteKey(w, entry, time.GetUtcNow()));
+        var live = await keys.LiveAsync(entry, context.RequestAborted);
+        await ModelsEndpoints.WriteJsonAsync(context, w => KeyJson.WriteKey(w, entry, time.GetUtcNow(), shared: live));
     }
 
     public async Task UsageAsync(HttpContext context, string id)
@@ -68,7 +71,8 @@ public sealed class AdminKeysEndpoints(KeyService keys, ICallerAuthenticator aut
             return;
         }
 
-        var live = entry.Runtime.Snapshot();
+        // Across every instance when state is shared (Redis), else this instance's counters.
+        var live = await keys.LiveAsync(entry, context.RequestAborted);
         await ModelsEndpoints.WriteJsonAsync(context, w => KeyJson.WriteUsage(w, entry, live));
     }
 

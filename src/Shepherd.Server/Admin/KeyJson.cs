@@ -198,10 +198,11 @@ public static class KeyJson
         : entry.Record.ExpiresAt is { } expires && now >= expires ? "expired"
         : "active";
 
-    public static void WriteKey(Utf8JsonWriter w, KeyEntry entry, DateTimeOffset now, string? secret = null)
+    /// <param name="shared">The key's counters across every instance (shared state), else this instance's are shown.</param>
+    public static void WriteKey(Utf8JsonWriter w, KeyEntry entry, DateTimeOffset now, string? secret = null, KeyRuntimeSnapshot? shared = null)
     {
         var r = entry.Record;
-        var live = entry.Runtime.Snapshot();
+        var live = shared ?? entry.Runtime.Snapshot();
         w.WriteStartObject();
         w.WriteString("id"u8, r.Id);
         w.WriteString("object"u8, "virtual_key"u8);

@@ -20,18 +20,26 @@ public sealed class HealthEndpoints(GatewayServices gateway)
 
     public async Task ReadyAsync(HttpContext context)
     {
-        // Not ready only when the gateway itself cannot serve: its storage does not answer.
+        // Not ready only when the gateway itself cannot serve: its own (embedded) storage does not answer. A shared
+        // database or Redis that does not answer is reported as "degraded" (keys stay in memory, usage spills to a
+        // local file, limits and breakers fall back to this instance) — every replica failing readiness at once
+        // would take the whole service out of the load balancer.
         var storageOk = await gateway.Storage.PingAsync(context.RequestAborted);
+        var stateOk = gateway.SharedState is not { } shared || await shared.CheckAsync(context.RequestAborted);
+        var ready = storageOk || gateway.Storage.IsShared;
         var now = gateway.Time.GetUtcNow();
         await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();
-            w.WriteString("status"u8, storageOk ? "ready"u8 : "not_ready"u8);
+            w.WriteString("status"u8, !ready ? "not_ready"u8 : storageOk && stateOk ? "ready"u8 : "degraded"u8);
             w.WriteString("version"u8, GatewayServices.Version);
             w.WriteStartObject("checks"u8);
             w.WriteString("config"u8, "loaded"u8);
             w.WriteString("storage"u8, storageOk ? "ok"u8 : "unreachable"u8);
+            w.WriteString("state"u8, stateOk ? "ok"u8 : "degraded"u8);
             w.WriteEndObject();
+            w.WriteString("storage"u8, gateway.Storage.Kind);
+            w.WriteString("state"u8, gateway.SharedState is null ? "memory"u8 : "redis"u8);
             w.WriteNumber("models"u8, gateway.Catalog.Models.Count);
             w.WriteStartArray("providers"u8);
             foreach (var provider in gateway.Status.All)
@@ -79,6 +87,6 @@ public sealed class HealthEndpoints(GatewayServices gateway)
             w.WriteEndArray();
             RoutingStatus.WriteDeployments(w, gateway.Catalog, now);
             w.WriteEndObject();
-        }, storageOk ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        }, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
 }

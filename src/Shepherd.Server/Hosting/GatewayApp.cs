@@ -13,7 +13,6 @@ using Shepherd.Configuration;
 using Shepherd.Keys;
 using Shepherd.Limits;
 using Shepherd.Server.Admin;
-using Shepherd.Storage.Sqlite;
 using Shepherd.Health;
 using Shepherd.Providers;
 using Shepherd.Resilience;
@@ -53,8 +52,9 @@ public static class GatewayApp
     public static async Task<WebApplication> BuildAsync(ShepherdConfig config, GatewayHostOptions? options = null, CancellationToken cancellationToken = default)
     {
         var app = Build(config, options);
-        await app.Services.GetRequiredService<SqliteDatabase>().MigrateAsync(cancellationToken);
+        await app.Services.GetRequiredService<Storage.IStorageDatabase>().MigrateAsync(cancellationToken);
         await app.Services.GetRequiredService<KeyService>().LoadAsync(cancellationToken);
+        await ScaleOutServices.StartSharedStateAsync(app.Services, cancellationToken);
         return app;
     }
 
@@ -80,7 +80,7 @@ public static class GatewayApp
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton(new MasterKey(masterKeyText, generated));
         AddKeysAndLimits(builder.Services, config, time);
-        builder.Services.AddSingleton<IBreakerStore>(new InMemoryBreakerStore(config.Routing.Breaker));
+        ScaleOutServices.AddSharedState(builder.Services, config, time);
         builder.Services.AddSingleton(sp => config.Providers.ToDictionary(
             p => p.Name,
             p => new ProviderHandle(
@@ -95,12 +95,10 @@ public static class GatewayApp
         builder.Services.AddSingleton<KeyProber>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KeyProber>());
         builder.Services.AddSingleton(new ClientAddress(config.Server.TrustedProxies.Select(KeyEntry.ParseNetwork).ToArray()));
-        builder.Services.AddSingleton(sp => new SqliteUsageStore(sp.GetRequiredService<SqliteDatabase>(), TimeSpan.FromMilliseconds(Math.Min(2000, config.Usage.WriteTimeoutMs))));
-        builder.Services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<SqliteUsageStore>());
         builder.Services.AddSingleton(sp => new UsageRecorder(
             sp.GetRequiredService<IUsageStore>(),
             config.Usage,
-            config.Usage.SpillPath ?? Path.Combine(Path.GetDirectoryName(sp.GetRequiredService<SqliteDatabase>().Path) ?? ".", "usage-spill.jsonl"),
+            config.Usage.SpillPath ?? ScaleOutServices.DefaultSpillPath(sp),
             time,
             sp.GetRequiredService<ILogger<UsageRecorder>>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
@@ -142,16 +140,13 @@ public static class GatewayApp
         return app;
     }
 
-    /// <summary>Keys (SQLite store, in-memory registry), the limiter, admission and the spend ledger.</summary>
+    /// <summary>Keys (the store, in-memory registry), the limiter, admission and the spend ledger.</summary>
     private static void AddKeysAndLimits(IServiceCollection services, ShepherdConfig config, TimeProvider time)
     {
         ConfigValidator.TryFindTimeZone(config.Limits.TimeZone, out var zone);
         var calendar = new BudgetCalendar(zone);
         services.AddSingleton(calendar);
-        services.AddSingleton(new SqliteDatabase(SqliteDatabase.PathFromUrl(config.Storage)));
-        services.AddSingleton<SqliteKeyStore>();
-        services.AddSingleton<IKeyStore>(sp => sp.GetRequiredService<SqliteKeyStore>());
-        services.AddSingleton<ISpendStore>(sp => sp.GetRequiredService<SqliteKeyStore>());
+        ScaleOutServices.AddStorage(services, config);
         services.AddSingleton<SpendLedger>();
         services.AddHostedService(sp => sp.GetRequiredService<SpendLedger>());
         services.AddSingleton<KeyRegistry>();

@@ -23,12 +23,13 @@ public sealed class GatewayServices(
     InMemoryLimiter limiter,
     TokenEstimator estimator,
     ClientAddress clientAddress,
-    Storage.Sqlite.SqliteDatabase storage,
+    Storage.IStorageDatabase storage,
     IReadOnlyDictionary<string, ProviderHandle> providers,
     TimeProvider time,
     IUsageSink usageSink,
     ILoggerFactory loggers,
-    VirtualModelRouter router)
+    VirtualModelRouter router,
+    Storage.Redis.RedisState? sharedState = null)
 {
     public static readonly string Version =
         typeof(GatewayServices).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
@@ -72,6 +73,9 @@ public sealed class GatewayServices(
 
     public bool LogBodies => Config.Logging.Bodies;
 
-    /// <summary>The embedded database, pinged by readiness.</summary>
-    public Storage.Sqlite.SqliteDatabase Storage { get; } = storage;
+    /// <summary>The database (SQLite or PostgreSQL), pinged by readiness.</summary>
+    public Storage.IStorageDatabase Storage { get; } = storage;
+
+    /// <summary>The shared state (Redis) when several instances act as one; null when state is in memory.</summary>
+    public Storage.Redis.RedisState? SharedState { get; } = sharedState;
 }

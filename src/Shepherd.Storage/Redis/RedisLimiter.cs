@@ -119,6 +119,7 @@ public sealed partial class RedisLimiter : ILimiter
     private readonly string _prefix;
     private readonly string _instance = Guid.NewGuid().ToString("N")[..12];
     private long _leases;
+    private long _lastLogged = long.MinValue / 2;
 
     private readonly ISpendRecorder? _spill;
 
@@ -147,6 +148,12 @@ public sealed partial class RedisLimiter : ILimiter
         RedisResult result;
         try
         {
+            if (!_redis.IsConnected)
+            {
+                // Known to be down: no command, no exception per request.
+                throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, "not connected");
+            }
+
             result = await _redis.GetDatabase().ScriptEvaluateAsync(
                 AcquireScript,
                 Keys(key.Id, today),
@@ -167,8 +174,7 @@ public sealed partial class RedisLimiter : ILimiter
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or RedisConnectionException)
         {
-            Degraded = true;
-            LogUnavailable(_logger, ex.GetType().Name, _failOpen ? "falling back to this instance's limits" : "refusing");
+            Unavailable(ex, _failOpen ? "falling back to this instance's limits" : "refusing limited keys");
             if (_failOpen)
             {
                 var local = _local.Acquire(key, request);
@@ -211,24 +217,33 @@ public sealed partial class RedisLimiter : ILimiter
         return new LimitDecision(lease, null, snapshot);
     }
 
-    public async ValueTask SettleAsync(LimitLease lease, long actualTokens, decimal actualCost)
+    public ValueTask SettleAsync(LimitLease lease, long actualTokens, decimal actualCost)
     {
         if (lease.Key is not { } key)
         {
-            return;
+            return ValueTask.CompletedTask;
         }
 
         if (lease.Id < 0)
         {
-            await _local.SettleAsync(lease, actualTokens, actualCost).ConfigureAwait(false);
-            return;
+            return _local.SettleAsync(lease, actualTokens, actualCost);
         }
 
+        Settle(key, lease, actualTokens, actualCost);
+        return ValueTask.CompletedTask;
+    }
+
+    private void Settle(KeyEntry key, LimitLease lease, long actualTokens, decimal actualCost)
+    {
         var now = _time.GetUtcNow();
         var today = _calendar.Today(now);
+
+        // Pipelined, not awaited: the acquire is the one round trip a request waits for. Commands of one connection
+        // run in order, so this instance's next acquire for the key already sees the settlement.
+        Task settle;
         try
         {
-            await _redis.GetDatabase().ScriptEvaluateAsync(
+            settle = _redis.GetDatabase().ScriptEvaluateAsync(
                 SettleScript,
                 Keys(key.Id, today),
                 [
@@ -237,14 +252,23 @@ public sealed partial class RedisLimiter : ILimiter
                     actualTokens - lease.Tokens,
                     ToNanos(actualCost),
                     now.ToUnixTimeMilliseconds(),
-                ]).ConfigureAwait(false);
+                ]);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or RedisConnectionException)
         {
-            // The spend still reaches the database through the ledger below; the shared counters catch up from it at the next seed.
-            Degraded = true;
-            LogUnavailable(_logger, ex.GetType().Name, "settlement not shared");
+            settle = Task.FromException(ex);
         }
+
+        _ = settle.ContinueWith(
+            static (t, state) =>
+            {
+                // The spend still reaches the database through the ledger below; the reservation expires with its lease (1 h).
+                ((RedisLimiter)state!).Unavailable(t.Exception!.GetBaseException(), "settlement not shared (the store still gets it)");
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
 
         // This instance's share of the spend is saved by the spend ledger, as with the in-memory limiter.
         key.Runtime.AddUnsaved(key.Id, today, actualCost, key.Record.CreditBalance is not null, _spill);
@@ -272,9 +296,56 @@ public sealed partial class RedisLimiter : ILimiter
         await Task.WhenAll(tasks).ConfigureAwait(false);
     }
 
-    /// <summary>Adds credit in Redis (after the database); starts the balance when the key had none.</summary>
-    public Task TopUpAsync(string keyId, decimal amount) =>
-        _redis.GetDatabase().StringIncrementAsync($"{_prefix}:{{{keyId}}}:credit", ToNanos(amount));
+    /// <summary>Adds credit in Redis (after the database); starts the balance when the key had none. Returns the new balance.</summary>
+    public async Task<decimal> TopUpAsync(string keyId, decimal amount) =>
+        await _redis.GetDatabase().StringIncrementAsync($"{_prefix}:{{{keyId}}}:credit", ToNanos(amount)).ConfigureAwait(false) / Nanos;
+
+    /// <summary>Replaces the shared balance (an update set a credit limit), or removes it (the limit was removed).</summary>
+    public Task SetCreditAsync(string keyId, decimal? balance)
+    {
+        var key = (RedisKey)$"{_prefix}:{{{keyId}}}:credit";
+        return balance is { } value
+            ? _redis.GetDatabase().StringSetAsync(key, ToNanos(value))
+            : _redis.GetDatabase().KeyDeleteAsync(key);
+    }
+
+    // KEYS: as the acquire script. ARGV: 1 now ms. Read only.
+    private const string ReadScript = """
+        local now = tonumber(ARGV[1])
+        local inflight = redis.call('ZCARD', KEYS[1])
+        local requests = redis.call('ZCOUNT', KEYS[2], '(' .. (now - 60000), '+inf')
+        local tokens = 0
+        local second = math.floor(now / 1000)
+        local h = redis.call('HGETALL', KEYS[3])
+        for i = 1, #h, 2 do
+          if tonumber(h[i]) > second - 60 then tokens = tokens + tonumber(h[i + 1]) end
+        end
+        local reserved = 0
+        local r = redis.call('HVALS', KEYS[4])
+        for i = 1, #r do reserved = reserved + tonumber(r[i]) end
+        return {inflight, requests, tokens, reserved, redis.call('GET', KEYS[5]) or '0', redis.call('GET', KEYS[6]) or '0',
+          redis.call('GET', KEYS[7]) or '0', redis.call('GET', KEYS[8]) or ''}
+        """;
+
+    /// <summary>A key's live counters across every instance (admin API): one read-only script.</summary>
+    public async Task<KeyRuntimeSnapshot> ReadLiveAsync(KeyEntry key)
+    {
+        var now = _time.GetUtcNow();
+        var today = _calendar.Today(now);
+        var values = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(ReadScript, Keys(key.Id, today), [now.ToUnixTimeMilliseconds()]).ConfigureAwait(false))!;
+        static decimal Usd(RedisResult v) => long.Parse((string)v!, CultureInfo.InvariantCulture) / Nanos;
+        var credit = (string?)values[7];
+        return new KeyRuntimeSnapshot(
+            (int)values[0],
+            (int)values[1],
+            (long)values[2],
+            today,
+            Usd(values[4]),
+            Usd(values[5]),
+            Usd(values[6]),
+            (long)values[3] / Nanos,
+            key.Record.CreditBalance is null || string.IsNullOrEmpty(credit) ? null : long.Parse(credit, CultureInfo.InvariantCulture) / Nanos);
+    }
 
     /// <summary>The shared live counters of a key (admin usage endpoint).</summary>
     public async Task<(decimal Today, decimal Month, decimal Total, decimal? Credit)> ReadSpendAsync(KeyEntry key)
@@ -300,6 +371,18 @@ public sealed partial class RedisLimiter : ILimiter
             $"{tag}:spend:total",
             $"{tag}:credit",
         ];
+    }
+
+    /// <summary>Marks the degradation and logs it — at most once per 10 s, so an outage does not log once per request.</summary>
+    private void Unavailable(Exception exception, string action)
+    {
+        Degraded = true;
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastLogged);
+        if (now - last >= 10_000 && Interlocked.CompareExchange(ref _lastLogged, now, last) == last)
+        {
+            LogUnavailable(_logger, exception.GetType().Name, action);
+        }
     }
 
     private static long Limit(decimal? usd) => usd is { } value ? ToNanos(value) : -1;

@@ -8,7 +8,7 @@ using Microsoft.Data.Sqlite;
 /// versioned scripts in <c>Sqlite/Migrations</c> (applied in order, each in its own transaction, recorded in
 /// <c>schema_migrations</c>).
 /// </summary>
-public sealed class SqliteDatabase
+public sealed class SqliteDatabase : IStorageDatabase
 {
     private readonly string _connectionString;
 
@@ -32,6 +32,10 @@ public sealed class SqliteDatabase
     }
 
     public string Path { get; }
+
+    public string Kind => "sqlite";
+
+    public bool IsShared => false;
 
     /// <summary>Parses <c>sqlite:./shepherd.db</c> (or a bare path).</summary>
     public static string PathFromUrl(string storage) =>

@@ -26,6 +26,16 @@ public sealed class SqliteKeyStore(SqliteDatabase database) : IKeyStore, ISpendS
         return keys;
     }
 
+    public async Task<VirtualKeyRecord?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT {Columns} FROM virtual_keys WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
     public async Task InsertAsync(VirtualKeyRecord key, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
