@@ -4,11 +4,28 @@ using Shepherd.LoadTest;
 
 // Usage: dotnet run -c Release --project bench/Shepherd.LoadTest -- [--duration S] [--scenarios throughput,rate,stream,hold]
 //        [--gateway PATH/shepherd.dll] [--deployments N] [--out FILE.md]
+//        webhooks: [--webhook-rate 1000] [--webhook-workers 64] [--webhook-ttft-ms 50]
 var options = Options.Parse(args);
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var report = new StringBuilder();
 report.AppendLine(CultureInfo.InvariantCulture, $"Load benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, duration {options.Duration.TotalSeconds:F0} s per run, gateway deployments per model: {options.Deployments}.");
 report.AppendLine();
+
+if (options.Scenarios.Contains("webhooks"))
+{
+    // Its own gateway (simulated provider, a webhook source); run alone with --scenarios webhooks.
+    report.Append(await WebhookLoad.RunAsync(options.GatewayDll, options.Duration, options.WebhookRate, options.WebhookWorkers, options.WebhookFirstTokenMs));
+    if (options.Scenarios.Count == 1)
+    {
+        Console.WriteLine(report.ToString());
+        if (options.Output is not null)
+        {
+            await File.WriteAllTextAsync(options.Output, report.ToString());
+        }
+
+        return;
+    }
+}
 
 await using var upstream = await BenchUpstream.StartAsync();
 await using var gateway = await GatewayProcess.StartAsync(options.GatewayDll, upstream.BaseUrl, options.Deployments, options.LogRequests);
@@ -159,7 +176,10 @@ internal sealed record Options(
     int Deployments,
     string? VirtualKey,
     bool LogRequests,
-    string? Output)
+    string? Output,
+    int WebhookRate,
+    int WebhookWorkers,
+    int WebhookFirstTokenMs)
 {
     public static Options Parse(string[] args)
     {
@@ -175,7 +195,10 @@ internal sealed record Options(
             int.Parse(Value("--deployments") ?? "1", CultureInfo.InvariantCulture),
             Value("--key"),
             args.Contains("--log-requests"),
-            Value("--out"));
+            Value("--out"),
+            int.Parse(Value("--webhook-rate") ?? "1000", CultureInfo.InvariantCulture),
+            int.Parse(Value("--webhook-workers") ?? "64", CultureInfo.InvariantCulture),
+            int.Parse(Value("--webhook-ttft-ms") ?? "50", CultureInfo.InvariantCulture));
     }
 
     private static string FindRoot()

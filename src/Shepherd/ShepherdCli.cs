@@ -37,6 +37,7 @@ public static class ShepherdCli
         root.Subcommands.Add(KeysCommand.Create());
         root.Subcommands.Add(RouteCommand.Create());
         root.Subcommands.Add(Commands.Bench.BenchCommand.Create());
+        root.Subcommands.Add(WebhooksCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
@@ -93,6 +94,7 @@ public static class ShepherdCli
                   {Name} route explain --model auto --request req.json      How a request would be routed (sends nothing).
                   {Name} bench --model demo-fast --requests 200 --concurrency 8 --html report.html
                   {Name} route explain -m auto -r request.json -H 'x-shepherd-tags: task_type=classify'   How a request would be routed.
+                  {Name} webhooks dead                      Webhook events that gave up; 'webhooks replay --all-dead' queues them again.
 
                 Environment:
                   {ConfigLoader.ConfigEnvironmentVariable,-24}The configuration file, when --config is not given.

@@ -49,6 +49,7 @@ public static class ConfigValidator
         ValidateUsage(config.Usage, problems);
 
         RoutingConfigValidator.Validate(config, modelNames, problems);
+        WebhooksConfigValidator.Validate(config, modelNames, problems);
 
         if (config.Models.Count == 0)
         {

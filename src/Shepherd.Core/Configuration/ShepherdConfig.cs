@@ -35,6 +35,9 @@ public sealed record ShepherdConfig
     /// <summary>Retries, breakers, retry budget and health probes: how the executor handles upstream failures.</summary>
     public RoutingConfig Routing { get; init; } = new();
 
+    /// <summary>Signed webhooks processed by models: sources, rules, workers and retries (see <see cref="WebhooksConfig"/>).</summary>
+    public WebhooksConfig Webhooks { get; init; } = new();
+
     public const string DefaultStorage = "sqlite:./shepherd.db";
 }
 

@@ -7,7 +7,7 @@ using Shepherd.Server.Hosting;
 /// <c>/health</c> (liveness) and <c>/health/ready</c> (readiness). An upstream in trouble is reported in the body,
 /// never turned into a failing status: that would take every replica out of the load balancer at once.
 /// </summary>
-public sealed class HealthEndpoints(GatewayServices gateway)
+public sealed class HealthEndpoints(GatewayServices gateway, Shepherd.Webhooks.Health.WebhookQueueReport? webhooks = null)
 {
     private static readonly byte[] Live = """{"status":"ok"}"""u8.ToArray();
 
@@ -23,6 +23,7 @@ public sealed class HealthEndpoints(GatewayServices gateway)
         // Not ready only when the gateway itself cannot serve: its storage does not answer.
         var storageOk = await gateway.Storage.PingAsync(context.RequestAborted);
         var now = gateway.Time.GetUtcNow();
+        var webhookQueues = webhooks is null ? null : await webhooks.ReadAsync(context.RequestAborted);
         await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();
@@ -78,6 +79,7 @@ public sealed class HealthEndpoints(GatewayServices gateway)
 
             w.WriteEndArray();
             RoutingStatus.WriteDeployments(w, gateway.Catalog, now);
+            webhookQueues?.Invoke(w);
             w.WriteEndObject();
         }, storageOk ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }

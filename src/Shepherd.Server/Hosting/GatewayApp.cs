@@ -105,6 +105,7 @@ public static class GatewayApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         builder.Services.AddSingleton<IUsageSink>(sp => sp.GetRequiredService<UsageRecorder>());
         builder.Services.AddSingleton<GatewayServices>();
+        WebhooksHosting.AddWebhooks(builder.Services, config, masterKeyText);
 
         var app = builder.Build();
         var gateway = app.Services.GetRequiredService<GatewayServices>();
@@ -164,7 +165,7 @@ public static class GatewayApp
     {
         var chat = new ChatCompletionsEndpoint(gateway);
         var models = new ModelsEndpoints(gateway);
-        var health = new HealthEndpoints(gateway);
+        var health = new HealthEndpoints(gateway, app.Services.GetService<Shepherd.Webhooks.Health.WebhookQueueReport>());
 
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/chat/completions", chat.HandleAsync);
@@ -185,6 +186,7 @@ public static class GatewayApp
         keys.MapPost("/{id}/revoke", (HttpContext context, string id) => admin.RevokeAsync(context, id));
         keys.MapPost("/{id}/topup", (HttpContext context, string id) => admin.TopUpAsync(context, id));
         keys.MapGet("/{id}/usage", (HttpContext context, string id) => admin.UsageAsync(context, id));
+        WebhooksHosting.Map(app, admin.AuthorizeAsync);
         app.MapGet("/admin/openapi.json", AdminOpenApi.WriteAsync);
         app.MapGet("/admin/routing", async context =>
         {
