@@ -46,6 +46,21 @@ public sealed class GatewayProcess : IAsyncDisposable
                 deployments:
             {deploymentLines}
             """);
+        return await LaunchAsync(gatewayDll, url, configPath);
+    }
+
+    /// <summary>Starts a gateway with this configuration (listen, master key and a fresh database are added).</summary>
+    public static async Task<GatewayProcess> StartWithConfigAsync(string gatewayDll, string yaml)
+    {
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var configPath = Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.yaml");
+        await File.WriteAllTextAsync(configPath, $"listen: {url}\nmaster_key: {MasterKey}\nstorage: sqlite:{Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}\n{yaml}\n");
+        return await LaunchAsync(gatewayDll, url, configPath);
+    }
+
+    private static async Task<GatewayProcess> LaunchAsync(string gatewayDll, string url, string configPath)
+    {
         var start = new ProcessStartInfo("dotnet", [gatewayDll, "serve", "--config", configPath])
         {
             RedirectStandardOutput = true,

@@ -7,11 +7,28 @@ using Shepherd.LoadTest;
 //        [--scenarios scaleout [--redis HOST:PORT] [--postgres CONNECTION]]  in-memory vs Redis-backed limits (a private
 //                     redis-server when --redis is not given; PostgreSQL storage for the shared gateway when given)
 //        [--scenarios usage-sink --postgres CONNECTION]   PostgreSQL usage-sink throughput (a fresh database, dropped after)
+//        webhooks: [--webhook-rate 1000] [--webhook-workers 64] [--webhook-ttft-ms 50]
 var options = Options.Parse(args);
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var report = new StringBuilder();
 report.AppendLine(CultureInfo.InvariantCulture, $"Load benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, duration {options.Duration.TotalSeconds:F0} s per run, gateway deployments per model: {options.Deployments}.");
 report.AppendLine();
+
+if (options.Scenarios.Contains("webhooks"))
+{
+    // Its own gateway (simulated provider, a webhook source); run alone with --scenarios webhooks.
+    report.Append(await WebhookLoad.RunAsync(options.GatewayDll, options.Duration, options.WebhookRate, options.WebhookWorkers, options.WebhookFirstTokenMs));
+    if (options.Scenarios.Count == 1)
+    {
+        Console.WriteLine(report.ToString());
+        if (options.Output is not null)
+        {
+            await File.WriteAllTextAsync(options.Output, report.ToString());
+        }
+
+        return;
+    }
+}
 
 await using var upstream = await BenchUpstream.StartAsync();
 if (options.Scenarios.Contains("scaleout"))
@@ -212,7 +229,10 @@ internal sealed record Options(
     bool Usage,
     string? Output,
     string? Redis,
-    string? Postgres)
+    string? Postgres,
+    int WebhookRate,
+    int WebhookWorkers,
+    int WebhookFirstTokenMs)
 {
     public static Options Parse(string[] args)
     {
@@ -231,7 +251,10 @@ internal sealed record Options(
             !args.Contains("--no-usage"),
             Value("--out"),
             Value("--redis"),
-            Value("--postgres"));
+            Value("--postgres"),
+            int.Parse(Value("--webhook-rate") ?? "1000", CultureInfo.InvariantCulture),
+            int.Parse(Value("--webhook-workers") ?? "64", CultureInfo.InvariantCulture),
+            int.Parse(Value("--webhook-ttft-ms") ?? "50", CultureInfo.InvariantCulture));
     }
 
     private static string FindRoot()

@@ -38,6 +38,7 @@ public static class ShepherdCli
         root.Subcommands.Add(RouteCommand.Create());
         root.Subcommands.Add(Commands.Bench.BenchCommand.Create());
         root.Subcommands.Add(UsageCommand.Create());
+        root.Subcommands.Add(WebhooksCommand.Create());
         root.SetAction(parse =>
         {
             if (parse.GetValue(version))
@@ -95,6 +96,7 @@ public static class ShepherdCli
                   {Name} bench --model demo-fast --requests 200 --concurrency 8 --html report.html
                   {Name} usage --by key --since 7d --baseline gpt-4.1   Usage and cost per key, with savings against a model.
                   {Name} route explain -m auto -r request.json -H 'x-shepherd-tags: task_type=classify'   How a request would be routed.
+                  {Name} webhooks dead                      Webhook events that gave up; 'webhooks replay --all-dead' queues them again.
 
                 Environment:
                   {ConfigLoader.ConfigEnvironmentVariable,-24}The configuration file, when --config is not given.

@@ -313,7 +313,8 @@ public sealed class ConfigBinder
     private static bool IsSecret(string path) =>
         path.StartsWith("master_key", StringComparison.Ordinal) ||
         path.Contains(".api_keys", StringComparison.Ordinal) ||
-        path.Contains(".headers", StringComparison.Ordinal);
+        path.Contains(".headers", StringComparison.Ordinal) ||
+        (path.StartsWith("webhooks.", StringComparison.Ordinal) && (path.Contains(".secret", StringComparison.Ordinal) || path.EndsWith(".key", StringComparison.Ordinal)));
 
     private static string DescribeType(Type type) => type switch
     {

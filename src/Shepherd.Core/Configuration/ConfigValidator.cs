@@ -51,6 +51,7 @@ public static class ConfigValidator
         TelemetryConfigValidator.Validate(config.Telemetry, problems);
 
         RoutingConfigValidator.Validate(config, modelNames, problems);
+        WebhooksConfigValidator.Validate(config, modelNames, problems);
 
         if (config.Models.Count == 0)
         {

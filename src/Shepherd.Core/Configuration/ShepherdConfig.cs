@@ -42,6 +42,9 @@ public sealed record ShepherdConfig
     /// <summary>State shared by several instances (Redis), or in memory for one (see <see cref="StateConfig"/>).</summary>
     public StateConfig State { get; init; } = new();
 
+    /// <summary>Signed webhooks processed by models: sources, rules, workers and retries (see <see cref="WebhooksConfig"/>).</summary>
+    public WebhooksConfig Webhooks { get; init; } = new();
+
     public const string DefaultStorage = "sqlite:./shepherd.db";
 }
 

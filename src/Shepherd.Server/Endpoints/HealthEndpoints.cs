@@ -7,7 +7,7 @@ using Shepherd.Server.Hosting;
 /// <c>/health</c> (liveness) and <c>/health/ready</c> (readiness). An upstream in trouble is reported in the body,
 /// never turned into a failing status: that would take every replica out of the load balancer at once.
 /// </summary>
-public sealed class HealthEndpoints(GatewayServices gateway)
+public sealed class HealthEndpoints(GatewayServices gateway, Shepherd.Webhooks.Health.WebhookQueueReport? webhooks = null)
 {
     private static readonly byte[] Live = """{"status":"ok"}"""u8.ToArray();
 
@@ -28,6 +28,7 @@ public sealed class HealthEndpoints(GatewayServices gateway)
         var stateOk = gateway.SharedState is not { } shared || await shared.CheckAsync(context.RequestAborted);
         var ready = storageOk || gateway.Storage.IsShared;
         var now = gateway.Time.GetUtcNow();
+        var webhookQueues = webhooks is null ? null : await webhooks.ReadAsync(context.RequestAborted);
         await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();
@@ -86,6 +87,7 @@ public sealed class HealthEndpoints(GatewayServices gateway)
 
             w.WriteEndArray();
             RoutingStatus.WriteDeployments(w, gateway.Catalog, now);
+            webhookQueues?.Invoke(w);
             w.WriteEndObject();
         }, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }

@@ -105,6 +105,7 @@ public static class GatewayApp
         builder.Services.AddSingleton<IUsageSink>(sp => sp.GetRequiredService<UsageRecorder>());
         builder.Services.AddSingleton<GatewayServices>();
         TelemetryHosting.AddTelemetry(builder.Services, config);
+        WebhooksHosting.AddWebhooks(builder.Services, config, masterKeyText);
 
         var app = builder.Build();
         var gateway = app.Services.GetRequiredService<GatewayServices>();
@@ -162,7 +163,7 @@ public static class GatewayApp
     {
         var chat = new ChatCompletionsEndpoint(gateway);
         var models = new ModelsEndpoints(gateway);
-        var health = new HealthEndpoints(gateway);
+        var health = new HealthEndpoints(gateway, app.Services.GetService<Shepherd.Webhooks.Health.WebhookQueueReport>());
 
         var v1 = app.MapGroup("/v1");
         v1.MapPost("/chat/completions", chat.HandleAsync).WithMetadata(chat); // marks chat requests for the middleware (span, in-flight)
@@ -191,6 +192,7 @@ public static class GatewayApp
             app.Services.GetRequiredService<BudgetCalendar>(),
             gateway.Time);
         app.MapGet("/admin/usage", usage.ReportAsync);
+        WebhooksHosting.Map(app, admin.AuthorizeAsync);
         app.MapGet("/admin/openapi.json", AdminOpenApi.WriteAsync);
         app.MapGet("/admin/routing", async context =>
         {
