@@ -141,6 +141,17 @@ public sealed class GatewayProcess : IAsyncDisposable
         return null;
     }
 
+    /// <summary>Makes the gateway collect garbage fully, then reads its managed heap and working set.</summary>
+    public async Task<(long Managed, long WorkingSet)> CollectAsync()
+    {
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MasterKey);
+        using var response = await client.PostAsync($"{Url}/admin/debug/gc", null);
+        response.EnsureSuccessStatusCode();
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return (json.RootElement.GetProperty("managed_bytes").GetInt64(), json.RootElement.GetProperty("working_set_bytes").GetInt64());
+    }
+
     /// <summary>CPU time the gateway process has used so far.</summary>
     public TimeSpan CpuTime
     {

@@ -194,6 +194,27 @@ public static class GatewayApp
         app.MapGet("/admin/usage", usage.ReportAsync);
         WebhooksHosting.Map(app, admin.AuthorizeAsync);
         app.MapGet("/admin/openapi.json", AdminOpenApi.WriteAsync);
+        app.MapPost("/admin/debug/gc", async context =>
+        {
+            // For memory measurements (bench/Shepherd.LoadTest): a full compacting collection, then what is really held.
+            if (!await admin.AuthorizeAsync(context))
+            {
+                return;
+            }
+
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            using var process = System.Diagnostics.Process.GetCurrentProcess();
+            await ModelsEndpoints.WriteJsonAsync(context, w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("managed_bytes"u8, GC.GetTotalMemory(forceFullCollection: false));
+                w.WriteNumber("working_set_bytes"u8, process.WorkingSet64);
+                w.WriteNumber("private_bytes"u8, process.PrivateMemorySize64);
+                w.WriteEndObject();
+            });
+        });
         app.MapGet("/admin/routing", async context =>
         {
             if (!await admin.AuthorizeAsync(context))
