@@ -8,7 +8,8 @@ namespace Shepherd.Webhooks;
 /// <remarks>
 /// Every state change of a leased job is fenced by its attempt number: a worker whose lease ran out (and whose job
 /// another worker took) changes nothing. Times are passed in, so callers own the clock (tests use a fake one).
-/// SQLite implements it now; PostgreSQL or Redis can later.
+/// SQLite (one host) and PostgreSQL (one queue shared by several instances) implement it; one contract test suite
+/// runs against both.
 /// </remarks>
 public interface IWebhookJobStore
 {

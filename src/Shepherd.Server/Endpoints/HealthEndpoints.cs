@@ -28,7 +28,7 @@ public sealed class HealthEndpoints(GatewayServices gateway, Shepherd.Webhooks.H
         var stateOk = gateway.SharedState is not { } shared || await shared.CheckAsync(context.RequestAborted);
         var ready = storageOk || gateway.Storage.IsShared;
         var now = gateway.Time.GetUtcNow();
-        var webhookQueues = webhooks is null ? null : await webhooks.ReadAsync(context.RequestAborted);
+        var webhookQueues = webhooks is null ? null : await webhooks.ReadAsync(storageOk, context.RequestAborted);
         await ModelsEndpoints.WriteJsonAsync(context, w =>
         {
             w.WriteStartObject();

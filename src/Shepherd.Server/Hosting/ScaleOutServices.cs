@@ -11,6 +11,7 @@ using Shepherd.Storage;
 using Shepherd.Storage.Postgres;
 using Shepherd.Storage.Redis;
 using Shepherd.Storage.Sqlite;
+using Shepherd.Webhooks;
 using StackExchange.Redis;
 
 /// <summary>
@@ -19,7 +20,7 @@ using StackExchange.Redis;
 /// </summary>
 internal static class ScaleOutServices
 {
-    /// <summary>The database and the stores on it: keys and spend, usage.</summary>
+    /// <summary>The database and the stores on it: keys and spend, usage, the webhook queue.</summary>
     public static void AddStorage(IServiceCollection services, ShepherdConfig config)
     {
         var usageBusy = TimeSpan.FromMilliseconds(Math.Min(2000, config.Usage.WriteTimeoutMs));
@@ -32,6 +33,9 @@ internal static class ScaleOutServices
             services.AddSingleton<ISpendStore>(sp => sp.GetRequiredService<PostgresKeyStore>());
             services.AddSingleton<PostgresUsageStore>();
             services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<PostgresUsageStore>());
+            services.AddSingleton<PostgresWebhookJobStore>();
+            services.AddSingleton<IWebhookJobStore>(sp => sp.GetRequiredService<PostgresWebhookJobStore>());
+            services.AddSingleton<IWebhookEventQuery>(sp => sp.GetRequiredService<PostgresWebhookJobStore>());
             return;
         }
 
@@ -42,6 +46,9 @@ internal static class ScaleOutServices
         services.AddSingleton<ISpendStore>(sp => sp.GetRequiredService<SqliteKeyStore>());
         services.AddSingleton(sp => new SqliteUsageStore(sp.GetRequiredService<SqliteDatabase>(), usageBusy));
         services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<SqliteUsageStore>());
+        services.AddSingleton<SqliteWebhookJobStore>();
+        services.AddSingleton<IWebhookJobStore>(sp => sp.GetRequiredService<SqliteWebhookJobStore>());
+        services.AddSingleton<IWebhookEventQuery>(sp => sp.GetRequiredService<SqliteWebhookJobStore>());
     }
 
     /// <summary>Where usage records go when the store cannot take them: beside the SQLite file, else the working directory.</summary>

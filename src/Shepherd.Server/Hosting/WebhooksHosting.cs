@@ -7,7 +7,6 @@ using Microsoft.Extensions.Logging;
 using Shepherd.Configuration;
 using Shepherd.Server.Admin;
 using Shepherd.Server.Webhooks;
-using Shepherd.Storage.Sqlite;
 using Shepherd.Webhooks;
 using Shepherd.Webhooks.Delivery;
 using Shepherd.Webhooks.Health;
@@ -26,9 +25,10 @@ public static class WebhooksHosting
     {
         services.AddSingleton(new WebhookRuntime(config.Webhooks));
         services.AddSingleton(new WebhookCredentials(masterKey));
-        services.AddSingleton<SqliteWebhookJobStore>();
-        services.AddSingleton<IWebhookJobStore>(sp => sp.GetRequiredService<SqliteWebhookJobStore>());
-        services.AddSingleton<IWebhookEventQuery>(sp => sp.GetRequiredService<SqliteWebhookJobStore>());
+
+        // The job store (IWebhookJobStore, IWebhookEventQuery) is registered with the other stores, per storage kind
+        // (ScaleOutServices.AddStorage): SQLite embedded, or PostgreSQL shared by every instance.
+
         services.AddSingleton<WebhookMetrics>();
         services.AddSingleton<LoopbackGateway>();
         services.AddSingleton(sp => new ResultDelivery(sp.GetRequiredService<TimeProvider>()));

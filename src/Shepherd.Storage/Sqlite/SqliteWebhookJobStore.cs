@@ -6,7 +6,7 @@ using Microsoft.Data.Sqlite;
 using Shepherd.Webhooks;
 
 /// <summary>
-/// The webhook queue in the embedded database (migration 0003): events, jobs, attempts and results.
+/// The webhook queue in the embedded database (migration 0004): events, jobs, attempts and results.
 /// </summary>
 /// <remarks>
 /// <para>Every change goes through one <see cref="SqliteGroupWriter"/>: operations queued together commit together, in

@@ -7,15 +7,26 @@ using System.Text.Json;
 /// failed (retrying), dead and skipped, and how long the oldest unfinished one has waited; deliveries likewise.
 /// </summary>
 /// <remarks>Read before the response is written (the store is asked once), then written into the readiness JSON. A
-/// queue that cannot be read is reported in the section; it never makes the gateway unready by itself.</remarks>
+/// queue that cannot be read is reported in the section (<c>intake: unavailable</c>); it never makes the gateway
+/// unready by itself.</remarks>
 public sealed class WebhookQueueReport(WebhookRuntime runtime, IWebhookEventQuery query, TimeProvider time)
 {
     /// <summary>Reads the statistics; null when no source is configured (the section is then left out).</summary>
-    public async Task<Action<Utf8JsonWriter>?> ReadAsync(CancellationToken cancellationToken)
+    /// <param name="storageReachable">
+    /// Whether the database answered readiness's ping. When it did not, the queue is not asked (that would only wait
+    /// for the same failure) and the section says the intake is unavailable: events are answered 503 until it answers.
+    /// </param>
+    /// <param name="cancellationToken">The readiness request's.</param>
+    public async Task<Action<Utf8JsonWriter>?> ReadAsync(bool storageReachable, CancellationToken cancellationToken)
     {
         if (!runtime.Enabled)
         {
             return null;
+        }
+
+        if (!storageReachable)
+        {
+            return Unavailable;
         }
 
         var now = time.GetUtcNow();
@@ -26,21 +37,26 @@ public sealed class WebhookQueueReport(WebhookRuntime runtime, IWebhookEventQuer
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            return w =>
-            {
-                w.WriteStartObject("webhooks"u8);
-                w.WriteString("error"u8, "the webhook queue could not be read");
-                w.WriteEndObject();
-            };
+            return Unavailable;
         }
 
         return w => Write(w, stats, now);
+    }
+
+    private void Unavailable(Utf8JsonWriter w)
+    {
+        w.WriteStartObject("webhooks"u8);
+        w.WriteNumber("workers"u8, runtime.Workers);
+        w.WriteString("intake"u8, "unavailable"u8);
+        w.WriteString("error"u8, "the webhook queue could not be read; events are refused with 503 (retry) until the database answers");
+        w.WriteEndObject();
     }
 
     private void Write(Utf8JsonWriter w, IReadOnlyList<WebhookQueueStats> stats, DateTimeOffset now)
     {
         w.WriteStartObject("webhooks"u8);
         w.WriteNumber("workers"u8, runtime.Workers);
+        w.WriteString("intake"u8, "ok"u8);
         w.WriteStartArray("sources"u8);
         foreach (var source in runtime.Sources)
         {

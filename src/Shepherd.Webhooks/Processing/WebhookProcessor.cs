@@ -318,15 +318,22 @@ public sealed partial class WebhookProcessor : BackgroundService
             while (true)
             {
                 await Task.Delay(period, _time, cancellationToken);
-                await _store.ExtendLeaseAsync(job.JobId, job.Attempt, _time.GetUtcNow() + _runtime.Lease, cancellationToken);
+                try
+                {
+                    if (!await _store.ExtendLeaseAsync(job.JobId, job.Attempt, _time.GetUtcNow() + _runtime.Lease, cancellationToken))
+                    {
+                        return; // the lease ran out and another worker (maybe on another instance) took the job: nothing left to keep
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // A blip of the database: try again at the next beat, while the lease still holds.
+                    LogRenewFailed(_logger, ex, job.Source, job.EventId);
+                }
             }
         }
         catch (OperationCanceledException)
         {
-        }
-        catch (Exception ex)
-        {
-            LogRecordFailed(_logger, ex, job.Source, job.EventId);
         }
     }
 
@@ -349,6 +356,9 @@ public sealed partial class WebhookProcessor : BackgroundService
 
     [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "Webhook {Source}/{EventId}: the outcome could not be recorded; the job will be tried again when its lease runs out")]
     private static partial void LogRecordFailed(ILogger logger, Exception exception, string source, string eventId);
+
+    [LoggerMessage(EventId = 314, Level = LogLevel.Warning, Message = "Webhook {Source}/{EventId}: the lease could not be renewed; trying again at the next beat")]
+    private static partial void LogRenewFailed(ILogger logger, Exception exception, string source, string eventId);
 
     [LoggerMessage(EventId = 312, Level = LogLevel.Information, Message = "Webhook {Source}/{EventId} {Kind} try {Try} failed, retrying in {DelayMs:F0} ms: {Error}")]
     private static partial void LogRetry(ILogger logger, string source, string eventId, string kind, int @try, double delayMs, string? error);

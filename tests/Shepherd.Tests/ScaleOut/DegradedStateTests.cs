@@ -10,10 +10,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Shepherd.Accounting;
 using Shepherd.Testing;
+using Shepherd.Tests.Webhooks;
 
 /// <summary>
 /// When Redis or PostgreSQL do not answer: nothing crashes, readiness says "degraded" (still 200), limits follow
-/// <c>state.on_failure</c>, usage spills to the local file and is replayed exactly once when the database is back.
+/// <c>state.on_failure</c>, usage spills to the local file and is replayed exactly once when the database is back,
+/// and webhooks are refused with 503 (never acknowledged unless stored) until it is.
 /// </summary>
 public sealed class DegradedStateTests
 {
@@ -165,11 +167,65 @@ public sealed class DegradedStateTests
         }
     }
 
-    private static async Task<long> CountAsync(TestDatabase database)
+    [Fact]
+    public async Task PostgresUnavailable_WebhooksAnswered503AndReadinessSaysSoThenAcceptedAndProcessedOnceWhenBack()
+    {
+        var server = await PostgresServer.StartAsync();
+        await using var database = await server.CreateDatabaseAsync();
+        var directory = Directory.CreateTempSubdirectory("shepherd-spill-").FullName;
+        try
+        {
+            await using var gateway = await GatewayHost.StartAsync(WebhookFixtures.Config(
+                webhooksExtra: "workers: 2",
+                top: $"storage: \"{database.ConnectionString}\"\nusage: {{ spill_path: \"{Path.Combine(directory, "spill.jsonl")}\" }}"));
+            using var client = gateway.CreateClient(null);
+            var before = WebhookFixtures.Event("agent.completed", id: "before");
+            var during = WebhookFixtures.Event("agent.completed", id: "during");
+            Assert.Equal(HttpStatusCode.Accepted, (await WebhookFixtures.SendAsync(client, before)).StatusCode);
+            await EventuallyAsync(async () => await CountAsync(database, "webhook_results") == 1);
+
+            await SetAvailableAsync(server, database, available: false);
+            using (var refused = await WebhookFixtures.SendAsync(client, during))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+                Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+                using var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+                Assert.Equal("unavailable", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+            }
+
+            var (status, ready) = await ReadyAsync(gateway);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Equal("degraded", ready.GetProperty("status").GetString());
+            Assert.Equal("unreachable", ready.GetProperty("checks").GetProperty("storage").GetString());
+            Assert.Equal("unavailable", ready.GetProperty("webhooks").GetProperty("intake").GetString());
+
+            await SetAvailableAsync(server, database, available: true);
+            await EventuallyAsync(async () => (await ReadyAsync(gateway)).Body.GetProperty("status").GetString() == "ready");
+            Assert.Equal("ok", (await ReadyAsync(gateway)).Body.GetProperty("webhooks").GetProperty("intake").GetString());
+
+            // The sender retries what was refused (pooled connections cut by the outage may still refuse one or two
+            // tries: 503 again, never anything else); the event acknowledged before the outage is a duplicate.
+            await EventuallyAsync(async () =>
+            {
+                using var retried = await WebhookFixtures.SendAsync(client, during);
+                Assert.True(retried.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.ServiceUnavailable, retried.StatusCode.ToString());
+                return retried.StatusCode == HttpStatusCode.Accepted;
+            });
+            Assert.Equal(HttpStatusCode.OK, (await WebhookFixtures.SendAsync(client, before)).StatusCode);
+            await EventuallyAsync(async () => await CountAsync(database, "webhook_results") == 2);
+            Assert.Equal(2, await CountAsync(database, "webhook_events"));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task<long> CountAsync(TestDatabase database, string table = "usage_records")
     {
         await using var connection = new NpgsqlConnection(database.ConnectionString + ";Pooling=false");
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT count(*) FROM usage_records", connection);
+        await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table}", connection);
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
