@@ -16,10 +16,9 @@ public sealed class BenchUpstream : IAsyncDisposable
         """{"id":"chatcmpl-bench","object":"chat.completion","created":1760000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! This is a fixed answer from the benchmark upstream.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":12,"total_tokens":24,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}""");
 
     private static readonly byte[][] StreamEvents = BuildStream();
-    private static readonly byte[] StreamStart = StreamEvents[0];
 
     private readonly WebApplication _app;
-    private readonly TaskCompletionSource _releaseHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _releaseHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private BenchUpstream(WebApplication app)
     {
@@ -43,7 +42,7 @@ public sealed class BenchUpstream : IAsyncDisposable
     }
 
     /// <summary>Lets every held stream finish.</summary>
-    public void ReleaseHeldStreams() => _releaseHeld.TrySetResult();
+    public void ReleaseHeldStreams() => Interlocked.Exchange(ref _releaseHeld, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     private async Task HandleAsync(HttpContext context)
     {
@@ -68,16 +67,24 @@ public sealed class BenchUpstream : IAsyncDisposable
         }
 
         response.ContentType = "text/event-stream";
+        var sent = 0;
         if (hold)
         {
-            await response.Body.WriteAsync(StreamStart);
+            // Held connections are not reused: a later round of held streams must open its own.
+            response.Headers.Connection = "close";
+            var release = Volatile.Read(ref _releaseHeld).Task;
+            // The role chunk and the first word: the gateway commits a stream at its first content (before that it
+            // may still retry elsewhere), so a held stream must have begun to be one the client holds open.
+            await response.Body.WriteAsync(StreamEvents[0]);
+            await response.Body.WriteAsync(StreamEvents[1]);
             await response.Body.FlushAsync();
-            await _releaseHeld.Task.WaitAsync(context.RequestAborted);
+            sent = 2;
+            await release.WaitAsync(context.RequestAborted);
         }
 
-        foreach (var e in StreamEvents)
+        for (var i = sent; i < StreamEvents.Length; i++)
         {
-            await response.Body.WriteAsync(e);
+            await response.Body.WriteAsync(StreamEvents[i]);
         }
 
         await response.Body.FlushAsync();

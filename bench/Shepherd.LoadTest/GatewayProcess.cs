@@ -141,15 +141,16 @@ public sealed class GatewayProcess : IAsyncDisposable
         return null;
     }
 
-    /// <summary>Makes the gateway collect garbage fully, then reads its managed heap and working set.</summary>
-    public async Task<(long Managed, long WorkingSet)> CollectAsync()
+    /// <summary>A full collection in the gateway, then its live managed heap, working set, GC-committed memory and threads.</summary>
+    public async Task<(long Managed, long WorkingSet, long GcCommitted, int Threads)> CollectAsync()
     {
         using var client = new HttpClient();
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MasterKey);
         using var response = await client.PostAsync($"{Url}/admin/debug/gc", null);
         response.EnsureSuccessStatusCode();
         using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        return (json.RootElement.GetProperty("managed_bytes").GetInt64(), json.RootElement.GetProperty("working_set_bytes").GetInt64());
+        var root = json.RootElement;
+        return (root.GetProperty("managed_bytes").GetInt64(), root.GetProperty("working_set_bytes").GetInt64(), root.GetProperty("gc_committed_bytes").GetInt64(), root.GetProperty("threads").GetInt32());
     }
 
     /// <summary>CPU time the gateway process has used so far.</summary>

@@ -43,12 +43,16 @@ public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
     }
 
     /// <summary>Reads <paramref name="stream"/> to its end, up to <paramref name="maxBytes"/>.</summary>
+    /// <param name="expectedLength">The declared length, when known: reads then ask for just the room still
+    /// needed (plus one byte to see the end), so a buffer sized for the body is never regrown. A stream that sends
+    /// more than it declared still grows the buffer; the limit is <paramref name="maxBytes"/> either way.</param>
     /// <returns>False when the stream held more than <paramref name="maxBytes"/>.</returns>
-    public async ValueTask<bool> ReadFromAsync(Stream stream, long maxBytes, Action? onRead, CancellationToken cancellationToken)
+    public async ValueTask<bool> ReadFromAsync(Stream stream, long maxBytes, Action? onRead, CancellationToken cancellationToken, long? expectedLength = null)
     {
         while (true)
         {
-            var memory = GetMemory(4096);
+            var room = expectedLength is { } expected && expected >= _length ? (int)Math.Min(expected - _length + 1, 4096) : 4096;
+            var memory = GetMemory(room);
             var read = await stream.ReadAsync(memory, cancellationToken).ConfigureAwait(false);
             if (read == 0)
             {

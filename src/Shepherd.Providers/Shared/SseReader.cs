@@ -15,6 +15,9 @@ public sealed class SseReader : IDisposable
 {
     private const int MaxEventBytes = 16 * 1024 * 1024;
 
+    /// <summary>The buffer is small (it lives as long as the stream); reads get at least this much room when possible.</summary>
+    private const int MinReadRoom = 256;
+
     private readonly Stream _stream;
     private readonly Action? _onRead;
     private byte[] _buffer;
@@ -23,7 +26,7 @@ public sealed class SseReader : IDisposable
     private byte[]? _joined;
     private bool _eof;
 
-    public SseReader(Stream stream, Action? onRead = null, int initialBuffer = 2048)
+    public SseReader(Stream stream, Action? onRead = null, int initialBuffer = 1024)
     {
         _stream = stream;
         _onRead = onRead;
@@ -88,26 +91,25 @@ public sealed class SseReader : IDisposable
             _start = _end = 0;
         }
 
+        // Move a partial event to the front before the room left is too small for a useful read.
+        if (_start > 0 && _buffer.Length - _end < MinReadRoom)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+
         if (_end == _buffer.Length)
         {
-            if (_start > 0)
+            if (_buffer.Length >= MaxEventBytes)
             {
-                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-                _end -= _start;
-                _start = 0;
+                throw new InvalidDataException("An upstream stream event is larger than 16 MiB.");
             }
-            else
-            {
-                if (_buffer.Length >= MaxEventBytes)
-                {
-                    throw new InvalidDataException("An upstream stream event is larger than 16 MiB.");
-                }
 
-                var bigger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
-                Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
-                ArrayPool<byte>.Shared.Return(_buffer);
-                _buffer = bigger;
-            }
+            var bigger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
+            Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
         }
 
         var read = await _stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);

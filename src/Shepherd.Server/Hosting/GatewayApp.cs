@@ -212,6 +212,8 @@ public static class GatewayApp
                 w.WriteNumber("managed_bytes"u8, GC.GetTotalMemory(forceFullCollection: false));
                 w.WriteNumber("working_set_bytes"u8, process.WorkingSet64);
                 w.WriteNumber("private_bytes"u8, process.PrivateMemorySize64);
+                w.WriteNumber("gc_committed_bytes"u8, GC.GetGCMemoryInfo().TotalCommittedBytes);
+                w.WriteNumber("threads"u8, process.Threads.Count);
                 w.WriteEndObject();
             });
         });

@@ -103,11 +103,12 @@ public static class RequestBody
             size.MaxRequestBodySize = null;
         }
 
-        // The reader wants 4 KiB of room per read: with that margin a body of the declared size needs no regrowth.
-        var buffer = new PooledBuffer(declared is > 0 ? (int)Math.Min(declared.Value + 4096, MaxInitialCapacity) : 4096);
+        // Sized for the declared body (and one byte to see its end): the buffer lives as long as the request, which
+        // for a stream can be minutes, so a small prompt must not pin a large block.
+        var buffer = new PooledBuffer(declared is > 0 ? (int)Math.Min(declared.Value + 1, MaxInitialCapacity) : 4096);
         try
         {
-            if (!await buffer.ReadFromAsync(request.Body, limit, null, cancellationToken).ConfigureAwait(false))
+            if (!await buffer.ReadFromAsync(request.Body, limit, null, cancellationToken, declared).ConfigureAwait(false))
             {
                 buffer.Dispose();
                 return (null, TooLarge(request, limit));

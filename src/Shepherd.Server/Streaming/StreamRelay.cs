@@ -65,7 +65,7 @@ internal sealed class StreamRelay(GatewayServices gateway)
                 else if (current.HasContent && usage is null)
                 {
                     // Kept in case the stream ends without usage (abandoned or dropped): then it is counted.
-                    relayed ??= new PooledBuffer(1024);
+                    relayed ??= new PooledBuffer(256);
                     OpenAIWire.AppendDeltaText(current.Json.Span, relayed);
                 }
 

@@ -101,6 +101,23 @@ public sealed class SseReaderTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(100)]
+    [InlineData(700)]
+    [InlineData(4096)]
+    public async Task ReadEventAsync_ManyEventsThroughASmallBuffer_NoneLostOrTorn(int chunkSize)
+    {
+        // Events of varying sizes around the buffer's size, so partial events are moved to the front at every offset.
+        var expected = Enumerable.Range(0, 200).Select(i => new string((char)('a' + (i % 26)), 1 + (i * 37 % 400))).ToList();
+        var text = string.Concat(expected.Select(e => $"data: {e}\n\n"));
+
+        var events = await ReadAllAsync(text, chunkSize, initialBuffer: 256);
+
+        Assert.Equal(expected, events.Select(e => e.Data));
+    }
+
+    [Theory]
     [InlineData("data: one\n\ndata: last")]
     [InlineData("data: one\n\ndata: last\n")]
     [InlineData("data: one\r\n\r\ndata: last\r\n")]
