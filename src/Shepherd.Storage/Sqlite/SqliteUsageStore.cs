@@ -3,6 +3,7 @@ namespace Shepherd.Storage.Sqlite;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Shepherd.Accounting;
+using SQLitePCL;
 
 /// <summary>Usage records and daily rollups in the embedded database.</summary>
 /// <remarks>Money is stored as integer nano-dollars, so sums are exact. A record is inserted once (by its record id)
@@ -14,6 +15,30 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
     // A usage write must fail fast when the database is locked, so the recorder can spill instead of stalling.
     private readonly int _busyMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(2)).TotalMilliseconds;
 
+    private const string InsertSql = """
+        INSERT OR IGNORE INTO usage_records (ts, record_id, request_id, key_id, team, requested_model, served_model, provider, deployment,
+          attempts, fallback, streamed, status, error_class, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
+          cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+        """;
+
+    private const string RollupSql = """
+        INSERT INTO usage_daily (day, key_id, team, model, provider, requests, errors, prompt_tokens, cached_tokens,
+          completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+        ON CONFLICT (day, key_id, team, model, provider) DO UPDATE SET
+          requests = requests + excluded.requests, errors = errors + excluded.errors, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+          cached_tokens = cached_tokens + excluded.cached_tokens, completion_tokens = completion_tokens + excluded.completion_tokens,
+          reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+          cost_nanos = cost_nanos + excluded.cost_nanos, estimated = estimated + excluded.estimated
+        """;
+
+    /// <remarks>
+    /// The hot loop talks to SQLite directly (one prepared statement, parameters bound by position, no boxing):
+    /// through ADO.NET every value is boxed and every parameter looked up by name on each execution, which cost
+    /// more than the inserts themselves. Rollups are summed per batch in memory and upserted once per group, from
+    /// exactly the records SQLite took as new.
+    /// </remarks>
     public async Task<int> WriteAsync(IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken)
     {
         if (records.Count == 0)
@@ -22,93 +47,156 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         }
 
         await using var connection = await OpenForWriteAsync(cancellationToken);
-
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, cancellationToken);
-        await using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = """
-            INSERT OR IGNORE INTO usage_records (ts, record_id, request_id, key_id, team, requested_model, served_model, provider, deployment,
-              attempts, fallback, streamed, status, error_class, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
-              cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated)
-            VALUES ($ts, $record, $rid, $key, $team, $req, $served, $provider, $deployment, $attempts, $fallback, $streamed, $status, $error,
-              $prompt, $cached, $completion, $reasoning, $cache_write, $cost, $latency, $ttft, $tps, $estimated)
-            """;
-        var p = new Dictionary<string, SqliteParameter>();
-        foreach (var name in new[] { "$ts", "$record", "$rid", "$key", "$team", "$req", "$served", "$provider", "$deployment", "$attempts", "$fallback", "$streamed", "$status", "$error", "$prompt", "$cached", "$completion", "$reasoning", "$cache_write", "$cost", "$latency", "$ttft", "$tps", "$estimated" })
-        {
-            p[name] = insert.Parameters.Add(name, SqliteType.Text);
-        }
-
-        await using var rollup = connection.CreateCommand();
-        rollup.Transaction = transaction;
-        rollup.CommandText = """
-            INSERT INTO usage_daily (day, key_id, team, model, provider, requests, errors, prompt_tokens, cached_tokens,
-              completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated)
-            VALUES ($day, $key, $team, $model, $provider, 1, $error, $prompt, $cached, $completion, $reasoning, $cache_write, $cost, $estimated)
-            ON CONFLICT (day, key_id, team, model, provider) DO UPDATE SET
-              requests = requests + 1, errors = errors + excluded.errors, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-              cached_tokens = cached_tokens + excluded.cached_tokens, completion_tokens = completion_tokens + excluded.completion_tokens,
-              reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
-              cost_nanos = cost_nanos + excluded.cost_nanos, estimated = estimated + excluded.estimated
-            """;
-        var r = new Dictionary<string, SqliteParameter>();
-        foreach (var name in new[] { "$day", "$key", "$team", "$model", "$provider", "$error", "$prompt", "$cached", "$completion", "$reasoning", "$cache_write", "$cost", "$estimated" })
-        {
-            r[name] = rollup.Parameters.Add(name, SqliteType.Text);
-        }
-
+        var db = connection.Handle!;
+        var rollups = new Dictionary<RollupKey, RollupSums>();
         var inserted = 0;
-        foreach (var record in records)
+        using (var insert = Prepare(db, InsertSql))
         {
-            var cost = ToNanos(record.Cost);
-            p["$ts"].Value = record.Time.ToUnixTimeMilliseconds();
-            p["$record"].Value = record.RecordId ?? record.RequestId;
-            p["$rid"].Value = record.RequestId;
-            p["$key"].Value = record.KeyId;
-            p["$team"].Value = (object?)record.Team ?? DBNull.Value;
-            p["$req"].Value = (object?)record.RequestedModel ?? DBNull.Value;
-            p["$served"].Value = (object?)record.ServedModel ?? DBNull.Value;
-            p["$provider"].Value = (object?)record.Provider ?? DBNull.Value;
-            p["$deployment"].Value = (object?)record.Deployment ?? DBNull.Value;
-            p["$attempts"].Value = record.Attempts;
-            p["$fallback"].Value = record.FallbackUsed ? 1 : 0;
-            p["$streamed"].Value = record.Streamed ? 1 : 0;
-            p["$status"].Value = record.Status;
-            p["$error"].Value = (object?)record.ErrorClass ?? DBNull.Value;
-            p["$prompt"].Value = record.PromptTokens;
-            p["$cached"].Value = record.CachedTokens;
-            p["$completion"].Value = record.CompletionTokens;
-            p["$reasoning"].Value = record.ReasoningTokens;
-            p["$cache_write"].Value = record.CacheWriteTokens;
-            p["$cost"].Value = cost;
-            p["$latency"].Value = record.LatencyMs;
-            p["$ttft"].Value = (object?)record.TimeToFirstTokenMs ?? DBNull.Value;
-            p["$tps"].Value = (object?)record.OutputTokensPerSecond ?? DBNull.Value;
-            p["$estimated"].Value = record.Estimated ? 1 : 0;
-            if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0)
+            foreach (var record in records)
             {
-                continue; // already stored (a replay): counted once, rolled up once
-            }
+                cancellationToken.ThrowIfCancellationRequested();
+                var cost = ToNanos(record.Cost);
+                BindInsert(insert, record, cost);
+                Step(db, insert);
+                if (raw.sqlite3_changes(db) == 0)
+                {
+                    continue; // already stored (a replay): counted once, rolled up once
+                }
 
-            inserted++;
-            r["$day"].Value = Day(record.Time);
-            r["$key"].Value = record.KeyId;
-            r["$team"].Value = record.Team ?? string.Empty;
-            r["$model"].Value = record.ServedModel ?? record.RequestedModel ?? string.Empty;
-            r["$provider"].Value = record.Provider ?? string.Empty;
-            r["$error"].Value = record.ErrorClass is null ? 0 : 1;
-            r["$prompt"].Value = record.PromptTokens;
-            r["$cached"].Value = record.CachedTokens;
-            r["$completion"].Value = record.CompletionTokens;
-            r["$reasoning"].Value = record.ReasoningTokens;
-            r["$cache_write"].Value = record.CacheWriteTokens;
-            r["$cost"].Value = cost;
-            r["$estimated"].Value = record.Estimated ? 1 : 0;
-            await rollup.ExecuteNonQueryAsync(cancellationToken);
+                inserted++;
+                var key = new RollupKey(Day(record.Time), record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
+                ref var sums = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(rollups, key, out _);
+                sums.Add(record, cost);
+            }
+        }
+
+        using (var rollup = Prepare(db, RollupSql))
+        {
+            foreach (var (key, sums) in rollups)
+            {
+                BindRollup(rollup, key, sums);
+                Step(db, rollup);
+            }
         }
 
         await transaction.CommitAsync(cancellationToken);
         return inserted;
+    }
+
+    private static sqlite3_stmt Prepare(sqlite3 db, string sql)
+    {
+        var rc = raw.sqlite3_prepare_v2(db, sql, out var statement);
+        SqliteException.ThrowExceptionForRC(rc, db);
+        return statement;
+    }
+
+    private static void Step(sqlite3 db, sqlite3_stmt statement)
+    {
+        var rc = raw.sqlite3_step(statement);
+        raw.sqlite3_reset(statement);
+        if (rc != raw.SQLITE_DONE)
+        {
+            SqliteException.ThrowExceptionForRC(rc, db);
+        }
+    }
+
+    private static void BindInsert(sqlite3_stmt s, UsageRecord record, long cost)
+    {
+        raw.sqlite3_bind_int64(s, 1, record.Time.ToUnixTimeMilliseconds());
+        raw.sqlite3_bind_text(s, 2, record.RecordId ?? record.RequestId);
+        raw.sqlite3_bind_text(s, 3, record.RequestId);
+        raw.sqlite3_bind_text(s, 4, record.KeyId);
+        BindText(s, 5, record.Team);
+        BindText(s, 6, record.RequestedModel);
+        BindText(s, 7, record.ServedModel);
+        BindText(s, 8, record.Provider);
+        BindText(s, 9, record.Deployment);
+        raw.sqlite3_bind_int64(s, 10, record.Attempts);
+        raw.sqlite3_bind_int64(s, 11, record.FallbackUsed ? 1 : 0);
+        raw.sqlite3_bind_int64(s, 12, record.Streamed ? 1 : 0);
+        raw.sqlite3_bind_int64(s, 13, record.Status);
+        BindText(s, 14, record.ErrorClass);
+        raw.sqlite3_bind_int64(s, 15, record.PromptTokens);
+        raw.sqlite3_bind_int64(s, 16, record.CachedTokens);
+        raw.sqlite3_bind_int64(s, 17, record.CompletionTokens);
+        raw.sqlite3_bind_int64(s, 18, record.ReasoningTokens);
+        raw.sqlite3_bind_int64(s, 19, record.CacheWriteTokens);
+        raw.sqlite3_bind_int64(s, 20, cost);
+        raw.sqlite3_bind_double(s, 21, record.LatencyMs);
+        BindDouble(s, 22, record.TimeToFirstTokenMs);
+        BindDouble(s, 23, record.OutputTokensPerSecond);
+        raw.sqlite3_bind_int64(s, 24, record.Estimated ? 1 : 0);
+    }
+
+    private static void BindRollup(sqlite3_stmt s, RollupKey key, RollupSums sums)
+    {
+        raw.sqlite3_bind_text(s, 1, key.Day);
+        raw.sqlite3_bind_text(s, 2, key.KeyId);
+        raw.sqlite3_bind_text(s, 3, key.Team);
+        raw.sqlite3_bind_text(s, 4, key.Model);
+        raw.sqlite3_bind_text(s, 5, key.Provider);
+        raw.sqlite3_bind_int64(s, 6, sums.Requests);
+        raw.sqlite3_bind_int64(s, 7, sums.Errors);
+        raw.sqlite3_bind_int64(s, 8, sums.PromptTokens);
+        raw.sqlite3_bind_int64(s, 9, sums.CachedTokens);
+        raw.sqlite3_bind_int64(s, 10, sums.CompletionTokens);
+        raw.sqlite3_bind_int64(s, 11, sums.ReasoningTokens);
+        raw.sqlite3_bind_int64(s, 12, sums.CacheWriteTokens);
+        raw.sqlite3_bind_int64(s, 13, sums.CostNanos);
+        raw.sqlite3_bind_int64(s, 14, sums.Estimated);
+    }
+
+    private static void BindText(sqlite3_stmt s, int index, string? value)
+    {
+        if (value is null)
+        {
+            raw.sqlite3_bind_null(s, index);
+        }
+        else
+        {
+            raw.sqlite3_bind_text(s, index, value);
+        }
+    }
+
+    private static void BindDouble(sqlite3_stmt s, int index, double? value)
+    {
+        if (value is { } v)
+        {
+            raw.sqlite3_bind_double(s, index, v);
+        }
+        else
+        {
+            raw.sqlite3_bind_null(s, index);
+        }
+    }
+
+    private readonly record struct RollupKey(string Day, string KeyId, string Team, string Model, string Provider);
+
+    private struct RollupSums
+    {
+        public long Requests;
+        public long Errors;
+        public long PromptTokens;
+        public long CachedTokens;
+        public long CompletionTokens;
+        public long ReasoningTokens;
+        public long CacheWriteTokens;
+        public long CostNanos;
+        public long Estimated;
+
+        public void Add(UsageRecord record, long cost)
+        {
+            Requests++;
+            Errors += record.ErrorClass is null ? 0 : 1;
+            PromptTokens += record.PromptTokens;
+            CachedTokens += record.CachedTokens;
+            CompletionTokens += record.CompletionTokens;
+            ReasoningTokens += record.ReasoningTokens;
+            CacheWriteTokens += record.CacheWriteTokens;
+            CostNanos += cost;
+            Estimated += record.Estimated ? 1 : 0;
+        }
     }
 
     public async Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken)

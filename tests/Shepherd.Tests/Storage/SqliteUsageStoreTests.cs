@@ -182,6 +182,20 @@ public sealed class SqliteUsageStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Write_DuplicatesInsideOneBatch_StoredAndRolledUpOnce()
+    {
+        var store = await StoreAsync();
+        var records = Seed();
+        var batch = records.Concat(records.Take(7)).Concat(records.Skip(3).Take(5)).ToList();
+
+        Assert.Equal(records.Count, await store.WriteAsync(batch, CancellationToken.None));
+
+        AssertRows(Expected(records, UsageGrouping.Day), await store.QueryAsync(new UsageQuery(Day1, Day1.AddDays(3), UsageGrouping.Day), CancellationToken.None));
+        AssertRows(Expected(records, UsageGrouping.Key), await store.QueryAsync(new UsageQuery(Day1, Day1.AddDays(3), UsageGrouping.Key), CancellationToken.None));
+        AssertRows(Expected(records, UsageGrouping.Hour), await store.QueryAsync(new UsageQuery(Day1, Day1.AddDays(3), UsageGrouping.Hour), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Write_SameRequestIdDifferentRecordIds_BothCounted()
     {
         var store = await StoreAsync();
