@@ -35,6 +35,7 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
     private long _dropped;
     private long _replayed;
     private int _queued;
+    private TaskCompletionSource _batchFull = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopped;
     private DateTimeOffset _nextPurge;
 
@@ -78,7 +79,11 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
 
         if (_queue.Writer.TryWrite(record))
         {
-            Interlocked.Increment(ref _queued);
+            if (Interlocked.Increment(ref _queued) >= _settings.BatchSize)
+            {
+                Volatile.Read(ref _batchFull).TrySetResult();
+            }
+
             return;
         }
 
@@ -111,9 +116,13 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
                     Drain(batch);
                     if (batch.Count > 0)
                     {
+                        var full = batch.Count == _settings.BatchSize;
                         await WriteOrSpillAsync(batch, stoppingToken);
                         batch.Clear();
-                        continue; // more may be waiting: no pause between batches
+                        if (full)
+                        {
+                            continue; // more may be waiting: no pause between full batches
+                        }
                     }
                 }
                 finally
@@ -127,6 +136,7 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
                 try
                 {
                     await _queue.Reader.WaitToReadAsync(wait.Token);
+                    await LingerAsync(wait.Token);
                 }
                 catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
                 {
@@ -136,6 +146,23 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>
+    /// Lets a batch fill: returns when <c>batch_size</c> records wait, or when <paramref name="deadline"/> fires (the
+    /// flush interval). Each write pays for a transaction and its statements; under load, writing every few records
+    /// as they trickle in cost more CPU than the inserts themselves. Records are at most one interval late.
+    /// </summary>
+    private async Task LingerAsync(CancellationToken deadline)
+    {
+        var full = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _batchFull, full);
+        if (Volatile.Read(ref _queued) >= _settings.BatchSize)
+        {
+            return;
+        }
+
+        await full.Task.WaitAsync(deadline);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)

@@ -62,7 +62,7 @@ public sealed record UsageConfig
     /// <summary>Records per insert transaction at most.</summary>
     public int BatchSize { get; init; } = 1_000;
 
-    /// <summary>How often the writer looks for work when idle (spill replay, retention).</summary>
+    /// <summary>How long the writer lets a batch fill at most, and how often it looks for work when idle (spill replay, retention).</summary>
     public int FlushIntervalMs { get; init; } = 200;
 
     /// <summary>A batch write that takes longer fails over to the spill file.</summary>
