@@ -182,6 +182,65 @@ public sealed class SqliteUsageStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Write_ValuesRepeatingOrChangingBetweenRecords_EveryColumnStoredAsGiven()
+    {
+        // Consecutive records repeat some values and change others, nullable ones turning null and back: the writer
+        // skips binding what repeats, so every column of every row is read back and compared.
+        var database = new SqliteDatabase(Path.Combine(_directory, "columns.db"));
+        await database.MigrateAsync(CancellationToken.None);
+        var store = new SqliteUsageStore(database);
+        var records = Enumerable.Range(0, 40).Select(i => new UsageRecord
+        {
+            Time = Day1.AddSeconds(i / 3),
+            RequestId = $"req_{i / 2}",
+            RecordId = $"rec_{i}",
+            KeyId = i % 4 < 2 ? "key_a" : "key_b",
+            Team = i % 5 == 0 ? null : (i % 3 == 0 ? "alpha" : "beta"),
+            RequestedModel = i % 7 == 0 ? null : "gpt-4.1",
+            ServedModel = i % 2 == 0 ? "gpt-4.1" : "gpt-4.1-mini",
+            Provider = i % 6 == 0 ? null : "openai",
+            Deployment = i % 6 == 0 ? null : $"openai/{(i % 2 == 0 ? "gpt-4.1" : "gpt-4.1-mini")}",
+            Attempts = 1 + (i % 3 == 2 ? 1 : 0),
+            FallbackUsed = i % 9 == 0,
+            Streamed = i % 2 == 1,
+            Status = i % 8 == 0 ? 429 : 200,
+            ErrorClass = i % 8 == 0 ? "rate_limit_exceeded" : null,
+            PromptTokens = 100 + (i % 4),
+            CachedTokens = i % 5 == 0 ? 0 : 64,
+            CompletionTokens = 50,
+            ReasoningTokens = i % 3,
+            CacheWriteTokens = i % 10 == 0 ? 7 : 0,
+            Cost = i % 4 == 0 ? 0m : 0.000001m * (i + 1),
+            LatencyMs = i % 2 == 0 ? 812.5 : 812.5 + i,
+            TimeToFirstTokenMs = i % 4 == 1 ? null : 120.25,
+            OutputTokensPerSecond = i % 4 == 3 ? null : (i % 2 == 0 ? 61.5 : -0.0),
+            Estimated = i % 11 == 0,
+        }).ToList();
+
+        Assert.Equal(records.Count, await store.WriteAsync(records, CancellationToken.None));
+
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT ts, record_id, request_id, key_id, team, requested_model, served_model, provider, deployment, attempts, fallback, streamed, status, error_class, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated FROM usage_records ORDER BY id";
+        await using var reader = await command.ExecuteReaderAsync();
+        foreach (var r in records)
+        {
+            Assert.True(await reader.ReadAsync());
+            object?[] expected =
+            [
+                r.Time.ToUnixTimeMilliseconds(), r.RecordId, r.RequestId, r.KeyId, r.Team, r.RequestedModel, r.ServedModel, r.Provider, r.Deployment,
+                (long)r.Attempts, r.FallbackUsed ? 1L : 0L, r.Streamed ? 1L : 0L, (long)r.Status, r.ErrorClass, (long)r.PromptTokens, (long)r.CachedTokens,
+                (long)r.CompletionTokens, (long)r.ReasoningTokens, (long)r.CacheWriteTokens, SqliteUsageStore.ToNanos(r.Cost), r.LatencyMs,
+                r.TimeToFirstTokenMs, r.OutputTokensPerSecond, r.Estimated ? 1L : 0L,
+            ];
+            var actual = Enumerable.Range(0, expected.Length).Select(c => reader.IsDBNull(c) ? null : reader.GetValue(c)).ToArray();
+            Assert.Equal(expected, actual);
+        }
+
+        Assert.False(await reader.ReadAsync());
+    }
+
+    [Fact]
     public async Task Write_DuplicatesInsideOneBatch_StoredAndRolledUpOnce()
     {
         var store = await StoreAsync();
