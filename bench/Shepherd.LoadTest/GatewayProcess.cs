@@ -34,7 +34,7 @@ public sealed class GatewayProcess : IAsyncDisposable
             logging: {"{"} level: warning, requests: {(logRequests ? "true" : "false")} {"}"}
             storage: "{storage ?? "sqlite:" + Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}"
             {(redis is null ? "" : $"state: {{ redis: \"{redis}\" }}")}
-            usage: {"{"} enabled: {(usage ? "true" : "false")} {"}"}
+            usage: {"{"} enabled: {(usage ? "true" : "false")}{UsageFlush()} {"}"}
             providers:
               - name: bench
                 type: openai
@@ -48,6 +48,9 @@ public sealed class GatewayProcess : IAsyncDisposable
             """);
         return await LaunchAsync(gatewayDll, url, configPath);
     }
+
+    // BENCH_USAGE_FLUSH_MS sets usage.flush_interval_ms (for experiments with the usage writer's batching).
+    private static string UsageFlush() => Environment.GetEnvironmentVariable("BENCH_USAGE_FLUSH_MS") is { Length: > 0 } ms ? $", flush_interval_ms: {int.Parse(ms, System.Globalization.CultureInfo.InvariantCulture)}" : "";
 
     /// <summary>Starts a gateway with this configuration (listen, master key and a fresh database are added).</summary>
     public static async Task<GatewayProcess> StartWithConfigAsync(string gatewayDll, string yaml)
