@@ -156,6 +156,17 @@ public sealed class GatewayProcess : IAsyncDisposable
         return (root.GetProperty("managed_bytes").GetInt64(), root.GetProperty("working_set_bytes").GetInt64(), root.GetProperty("gc_committed_bytes").GetInt64(), root.GetProperty("threads").GetInt32());
     }
 
+    /// <summary>Bytes the gateway has allocated so far (no collection).</summary>
+    public async Task<long> AllocatedBytesAsync()
+    {
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MasterKey);
+        using var response = await client.PostAsync($"{Url}/admin/debug/gc?collect=false", null);
+        response.EnsureSuccessStatusCode();
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return json.RootElement.GetProperty("allocated_bytes").GetInt64();
+    }
+
     /// <summary>CPU time the gateway process has used so far.</summary>
     public TimeSpan CpuTime
     {

@@ -76,17 +76,20 @@ if (options.Scenarios.Contains("throughput"))
 {
     report.AppendLine("### Closed loop, non-streamed");
     report.AppendLine();
-    report.AppendLine("| concurrency | target | requests/s | p50 ms | p99 ms | errors | gateway CPU µs/request |");
-    report.AppendLine("|---:|---|---:|---:|---:|---:|---:|");
+    report.AppendLine("| concurrency | target | requests/s | p50 ms | p99 ms | errors | gateway CPU µs/request | gateway KB allocated/request |");
+    report.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|");
     foreach (var concurrency in options.Concurrency)
     {
         foreach (var (name, url) in new[] { ("direct", direct), ("shepherd", through) })
         {
             using var load = new LoadGenerator(url, key, stream: false, maxConnections: concurrency);
             var cpuBefore = gateway.CpuTime;
+            var allocatedBefore = await gateway.AllocatedBytesAsync();
             var result = await load.ClosedLoopAsync(name, concurrency, options.Duration);
             var cpu = (gateway.CpuTime - cpuBefore).TotalMicroseconds / Math.Max(1, result.Requests);
-            report.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {name} | {result.RequestsPerSecond:F0} | {result.Percentile(50):F3} | {result.Percentile(99):F3} | {result.Errors} | {(name == "shepherd" ? cpu.ToString("F1", CultureInfo.InvariantCulture) : "–")} |");
+            var allocated = (await gateway.AllocatedBytesAsync() - allocatedBefore) / 1024.0 / Math.Max(1, result.Requests);
+            var shepherd = name == "shepherd";
+            report.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {name} | {result.RequestsPerSecond:F0} | {result.Percentile(50):F3} | {result.Percentile(99):F3} | {result.Errors} | {(shepherd ? cpu.ToString("F1", CultureInfo.InvariantCulture) : "–")} | {(shepherd ? allocated.ToString("F2", CultureInfo.InvariantCulture) : "–")} |");
             Console.Error.WriteLine($"throughput c={concurrency} {name}: {result.RequestsPerSecond:F0} rps p50 {result.Percentile(50):F3} ms");
         }
     }

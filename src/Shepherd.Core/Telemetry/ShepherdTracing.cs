@@ -33,7 +33,10 @@ public sealed class ShepherdTracing : IDisposable
     public bool IsEnabled => _source.HasListeners();
 
     /// <summary>Starts the span of one client request, as the current activity: under the client's trace when it sent one, else a new trace.</summary>
-    public Activity? StartRequest(string requestId)
+    /// <param name="requestId">The request's id (a tag).</param>
+    /// <param name="traceparent">The client's <c>traceparent</c> header, if any (W3C Trace Context).</param>
+    /// <param name="tracestate">The client's <c>tracestate</c> header, if any.</param>
+    public Activity? StartRequest(string requestId, string? traceparent = null, string? tracestate = null)
     {
         if (!_source.HasListeners())
         {
@@ -52,6 +55,12 @@ public sealed class ShepherdTracing : IDisposable
             }
 
             Activity.Current = null;
+        }
+        else if (!string.IsNullOrEmpty(traceparent))
+        {
+            // No request activity from ASP.NET Core (its hosting diagnostics are off unless needed): read the client's
+            // trace context from the header itself. A malformed one starts a new trace.
+            _ = ActivityContext.TryParse(traceparent, string.IsNullOrEmpty(tracestate) ? null : tracestate, isRemote: true, out parent);
         }
 
         var span = _source.StartActivity("chat", ActivityKind.Server, parent);

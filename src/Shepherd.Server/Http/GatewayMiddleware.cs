@@ -36,7 +36,11 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         if (chat)
         {
             metrics.RequestStarted();
-            span = tracing.StartRequest(requestId);
+            if (tracing.IsEnabled)
+            {
+                var headers = context.Request.Headers;
+                span = tracing.StartRequest(requestId, headers.TraceParent.ToString(), headers.TraceState.ToString());
+            }
         }
 
         var status = 0;

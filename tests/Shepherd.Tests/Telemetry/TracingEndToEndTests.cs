@@ -176,6 +176,22 @@ public sealed class TracingEndToEndTests : IAsyncLifetime, IDisposable
         Assert.All(attempts, a => Assert.Equal(traceId, a.TraceId));
     }
 
+    [Theory]
+    [InlineData("garbage")]
+    [InlineData("00-00000000000000000000000000000000-0000000000000000-01")]
+    [InlineData("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331")]
+    public async Task Request_WithMalformedTraceparent_StartsANewTrace(string traceparent)
+    {
+        var id = "trace-bad-" + Guid.NewGuid().ToString("N");
+        using var response = await ChatAsync(id, traceparent: traceparent);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var (request, attempts) = await SpansAsync(id);
+        Assert.NotEqual(default, request.TraceId);
+        Assert.Equal(default, request.ParentSpanId);
+        Assert.All(attempts, a => Assert.Equal(request.TraceId, a.TraceId));
+    }
+
     [Fact]
     public async Task Propagate_On_UpstreamGetsTheAttemptSpansTraceparent()
     {

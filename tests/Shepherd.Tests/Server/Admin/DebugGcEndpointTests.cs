@@ -22,10 +22,34 @@ public sealed class DebugGcEndpointTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var json = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
-        foreach (var field in new[] { "managed_bytes", "working_set_bytes", "private_bytes", "gc_committed_bytes", "threads" })
+        foreach (var field in new[] { "managed_bytes", "working_set_bytes", "private_bytes", "gc_committed_bytes", "threads", "allocated_bytes" })
         {
             Assert.True(json[field]!.GetValue<long>() > 0, field);
         }
+    }
+
+    [Fact]
+    public async Task Post_CollectFalse_AllocatedBytesGrowWithRequests()
+    {
+        await using var gateway = await GatewayHost.StartAsync(Yaml);
+        using var client = gateway.CreateClient(GatewayHost.TestMasterKey);
+
+        var before = await AllocatedAsync(client);
+        for (var i = 0; i < 10; i++)
+        {
+            using var body = new StringContent("""{"model":"m","messages":[{"role":"user","content":"hi"}]}""", System.Text.Encoding.UTF8, "application/json");
+            using var chat = await client.PostAsync("/v1/chat/completions", body);
+            Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        }
+
+        Assert.True(await AllocatedAsync(client) > before);
+    }
+
+    private static async Task<long> AllocatedAsync(HttpClient client)
+    {
+        using var response = await client.PostAsync("/admin/debug/gc?collect=false", null);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["allocated_bytes"]!.GetValue<long>();
     }
 
     [Theory]
