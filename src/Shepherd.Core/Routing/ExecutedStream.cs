@@ -11,7 +11,7 @@ using Shepherd.Errors;
 internal sealed class ExecutedStream : ChatStream
 {
     private readonly ChatStream _inner;
-    private readonly List<(byte[] Json, bool UsageOnly, Usage? Usage)> _prelude;
+    private List<(byte[] Json, bool UsageOnly, Usage? Usage)>? _prelude;
     private readonly Action<UpstreamFailure?> _onEnd;
     private readonly AttemptCancellation _attempt;
     private int _preludeIndex;
@@ -32,17 +32,19 @@ internal sealed class ExecutedStream : ChatStream
 
     public override async ValueTask<bool> MoveNextAsync()
     {
-        if (_preludeIndex < _prelude.Count)
+        if (_prelude is { } prelude && _preludeIndex < prelude.Count)
         {
-            var (json, usageOnly, usage) = _prelude[_preludeIndex++];
+            var (json, usageOnly, usage) = prelude[_preludeIndex++];
             _current = StreamEvent.Chunk(json, hasContent: false, usage, usageOnly);
             return true;
         }
 
         if (!_firstReturned)
         {
-            // The inner stream has not moved since priming: its current event is the first content chunk.
+            // The inner stream has not moved since priming: its current event is the first content chunk. The
+            // prelude's copies are not needed any more (a stream can be held open for minutes).
             _firstReturned = true;
+            _prelude = null;
             _current = _inner.Current;
             return true;
         }
