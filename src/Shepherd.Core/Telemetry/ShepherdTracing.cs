@@ -29,39 +29,22 @@ public sealed class ShepherdTracing : IDisposable
 
     private readonly ActivitySource _source = new(SourceName, typeof(ShepherdTracing).Assembly.GetName().Version?.ToString(3));
 
-    /// <summary>Whether anything listens (an exporter is configured, or a test listens).</summary>
-    public bool IsEnabled => _source.HasListeners();
-
     /// <summary>Starts the span of one client request, as the current activity: under the client's trace when it sent one, else a new trace.</summary>
     /// <param name="requestId">The request's id (a tag).</param>
     /// <param name="traceparent">The client's <c>traceparent</c> header, if any (W3C Trace Context).</param>
     /// <param name="tracestate">The client's <c>tracestate</c> header, if any.</param>
-    public Activity? StartRequest(string requestId, string? traceparent = null, string? tracestate = null)
+    public Activity? StartRequest(string requestId, string? traceparent, string? tracestate)
     {
         if (!_source.HasListeners())
         {
             return null;
         }
 
-        ActivityContext parent = default;
-        if (Activity.Current is { } incoming)
-        {
-            // ASP.NET Core's own request activity is not exported (its instrumentation is not registered), so a span
-            // under it would point to a parent no backend ever sees: continue the client's trace from the span it
-            // named in its traceparent instead, or start a new trace.
-            if (incoming.Parent is null && incoming.ParentSpanId != default)
-            {
-                parent = new ActivityContext(incoming.TraceId, incoming.ParentSpanId, incoming.ActivityTraceFlags, incoming.TraceStateString, isRemote: true);
-            }
-
-            Activity.Current = null;
-        }
-        else if (!string.IsNullOrEmpty(traceparent))
-        {
-            // No request activity from ASP.NET Core (its hosting diagnostics are off unless needed): read the client's
-            // trace context from the header itself. A malformed one starts a new trace.
-            _ = ActivityContext.TryParse(traceparent, string.IsNullOrEmpty(tracestate) ? null : tracestate, isRemote: true, out parent);
-        }
+        // The client's trace, from its traceparent (a missing or malformed one starts a new trace). Whatever activity
+        // is current is not a parent: ASP.NET Core's own request activity is not exported, so a span under it would
+        // point to a parent no backend ever sees.
+        _ = ActivityContext.TryParse(traceparent, string.IsNullOrEmpty(tracestate) ? null : tracestate, isRemote: true, out var parent);
+        Activity.Current = null;
 
         var span = _source.StartActivity("chat", ActivityKind.Server, parent);
         if (span is { IsAllDataRequested: true })

@@ -47,7 +47,7 @@ public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
     /// needed (plus one byte to see the end), so a buffer sized for the body is never regrown. A stream that sends
     /// more than it declared still grows the buffer; the limit is <paramref name="maxBytes"/> either way.</param>
     /// <returns>False when the stream held more than <paramref name="maxBytes"/>.</returns>
-    public async ValueTask<bool> ReadFromAsync(Stream stream, long maxBytes, Action? onRead, CancellationToken cancellationToken, long? expectedLength = null)
+    public async ValueTask<bool> ReadFromAsync(Stream stream, long maxBytes, long? expectedLength, Action? onRead, CancellationToken cancellationToken)
     {
         while (true)
         {

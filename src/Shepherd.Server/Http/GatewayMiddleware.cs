@@ -36,11 +36,8 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         if (chat)
         {
             metrics.RequestStarted();
-            if (tracing.IsEnabled)
-            {
-                var headers = context.Request.Headers;
-                span = tracing.StartRequest(requestId, headers.TraceParent.ToString(), headers.TraceState.ToString());
-            }
+            var headers = context.Request.Headers;
+            span = tracing.StartRequest(requestId, headers.TraceParent.ToString(), headers.TraceState.ToString());
         }
 
         var status = 0;

@@ -108,7 +108,7 @@ public static class RequestBody
         var buffer = new PooledBuffer(declared is > 0 ? (int)Math.Min(declared.Value + 1, MaxInitialCapacity) : 4096);
         try
         {
-            if (!await buffer.ReadFromAsync(request.Body, limit, null, cancellationToken, declared).ConfigureAwait(false))
+            if (!await buffer.ReadFromAsync(request.Body, limit, declared, null, cancellationToken).ConfigureAwait(false))
             {
                 buffer.Dispose();
                 return (null, TooLarge(request, limit));

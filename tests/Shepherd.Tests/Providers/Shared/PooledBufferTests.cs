@@ -16,7 +16,7 @@ public sealed class PooledBufferTests
         var data = Enumerable.Range(0, length).Select(i => (byte)i).ToArray();
         using var buffer = new PooledBuffer(length + 1);
 
-        var ok = await buffer.ReadFromAsync(new MemoryStream(data), 1_000_000, null, CancellationToken.None, expectedLength: length);
+        var ok = await buffer.ReadFromAsync(new MemoryStream(data), 1_000_000, expectedLength: length, null, CancellationToken.None);
 
         Assert.True(ok);
         Assert.Equal(data, buffer.WrittenSpan.ToArray());
@@ -28,7 +28,7 @@ public sealed class PooledBufferTests
         var data = Enumerable.Range(0, 10_000).Select(i => (byte)i).ToArray();
         using var buffer = new PooledBuffer(101);
 
-        var ok = await buffer.ReadFromAsync(new MemoryStream(data), 1_000_000, null, CancellationToken.None, expectedLength: 100);
+        var ok = await buffer.ReadFromAsync(new MemoryStream(data), 1_000_000, expectedLength: 100, null, CancellationToken.None);
 
         Assert.True(ok);
         Assert.Equal(data, buffer.WrittenSpan.ToArray());
@@ -39,7 +39,7 @@ public sealed class PooledBufferTests
     {
         using var buffer = new PooledBuffer(16);
 
-        var ok = await buffer.ReadFromAsync(new MemoryStream(new byte[5000]), 4999, null, CancellationToken.None, expectedLength: 5000);
+        var ok = await buffer.ReadFromAsync(new MemoryStream(new byte[5000]), 4999, expectedLength: 5000, null, CancellationToken.None);
 
         Assert.False(ok);
     }
