@@ -45,9 +45,7 @@ public sealed class Admission(ILimiter limiter, TokenEstimator estimator, int re
 
     /// <summary>Whether admitting this caller or routing this model needs the prompt's token estimate.</summary>
     public static bool NeedsEstimate(Caller caller, CatalogModel model) =>
-        caller.Key is { NeedsEstimate: true } ||
-        model.Strategy.Name == "cost" ||
-        model.Deployments.Any(d => d.Config.Tpm is not null);
+        caller.Key is { NeedsEstimate: true } || model.NeedsPromptTokens;
 
     public int EstimatePrompt(ChatRequest request) => estimator.EstimatePrompt(request);
 

@@ -115,13 +115,6 @@ public sealed partial class ChatExecutor
     public ValueTask<Execution<ChatStream>> StreamAsync(ChatRequest request, CatalogModel model, ExecutionOptions? options, CancellationToken cancellationToken) =>
         RunAsync(request, model, options ?? ExecutionOptions.Default, StreamKind.Instance, cancellationToken);
 
-    /// <summary>Backwards-compatible overloads (no options).</summary>
-    public ValueTask<Execution<ChatCompletion>> CompleteAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken, Action<RouteInfo>? onRoute = null) =>
-        CompleteAsync(request, model, new ExecutionOptions { OnRoute = onRoute }, cancellationToken);
-
-    public ValueTask<Execution<ChatStream>> StreamAsync(ChatRequest request, CatalogModel model, CancellationToken cancellationToken, Action<RouteInfo>? onRoute = null) =>
-        StreamAsync(request, model, new ExecutionOptions { OnRoute = onRoute }, cancellationToken);
-
     /// <summary>
     /// The order in which a request's deployments would be tried now — the model's, by its strategy, then each
     /// fallback model's — each with the reason for its place (for <c>route explain</c> and the decision log).
@@ -231,7 +224,7 @@ public sealed partial class ChatExecutor
         var deployments = model.Deployments;
         var count = deployments.Count;
         var order = new int[count];
-        var ordered = Order(model, order, options);
+        Order(model, order, options);
         var tried = new bool[count];
         var retriedAfter = new TimeSpan?[count];
         var hedgeFirst = model.Config.Hedging is not null && state.Attempts == 0;
@@ -241,7 +234,7 @@ public sealed partial class ChatExecutor
         for (var pass = 0; pass < passes; pass++)
         {
             var attemptedThisPass = false;
-            for (var o = 0; o < ordered; o++)
+            for (var o = 0; o < count; o++)
             {
                 var index = order[o];
                 var deployment = deployments[index];
@@ -273,10 +266,10 @@ public sealed partial class ChatExecutor
                     }
                 }
 
-                if (hedgeFirst && ordered > 1)
+                if (hedgeFirst && count > 1)
                 {
                     hedgeFirst = false;
-                    var hedged = await HedgeAsync(request, requested, model, options, kind, state, order[..ordered], tried, cancellationToken).ConfigureAwait(false);
+                    var hedged = await HedgeAsync(request, requested, model, options, kind, state, order, tried, cancellationToken).ConfigureAwait(false);
                     if (hedged is { } result)
                     {
                         return result;
@@ -507,21 +500,22 @@ public sealed partial class ChatExecutor
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // A hedging race was decided elsewhere: this attempt was cancelled, not failed.
-            _metrics?.RecordAttempt(deployment, null, cancelled: true);
-            ShepherdTracing.EndAttempt(span, null, cancelled: true);
-            deployment.State.Breaker.OnAbandoned(probe);
-            deployment.State.Exit();
-            attempt.Dispose();
+            Abandon();
             return (UpstreamOutcome<T>.Failed(new UpstreamFailure(FailureClass.Transient, 0, "cancelled: another attempt won")), route);
         }
         catch
+        {
+            Abandon();
+            throw;
+        }
+
+        void Abandon()
         {
             _metrics?.RecordAttempt(deployment, null, cancelled: true);
             ShepherdTracing.EndAttempt(span, null, cancelled: true);
             deployment.State.Breaker.OnAbandoned(probe);
             deployment.State.Exit();
             attempt.Dispose();
-            throw;
         }
 
         now = _time.GetUtcNow();
@@ -614,7 +608,6 @@ public sealed partial class ChatExecutor
         CancellationToken cancellationToken)
         where T : class
     {
-        var now = _time.GetUtcNow();
         var pending = new List<(Task<(UpstreamOutcome<T>? Outcome, RouteInfo Route)> Task, CancellationTokenSource Race, CatalogDeployment Deployment)>();
         var maxAttempts = Math.Clamp(model.Config.Hedging!.MaxAttempts, 1, order.Length);
         var next = 0;
@@ -627,14 +620,15 @@ public sealed partial class ChatExecutor
             {
                 var index = order[next++];
                 var deployment = model.Deployments[index];
-                var key = deployment.Handle.Keys.NextUsable(_time.GetUtcNow());
-                if (key is null || !deployment.State.Breaker.IsAvailable(_time.GetUtcNow()))
+                var now = _time.GetUtcNow();
+                var key = deployment.Handle.Keys.NextUsable(now);
+                if (key is null || !deployment.State.Breaker.IsAvailable(now))
                 {
                     continue;
                 }
 
                 // A hedge (or a failover inside the race) is an extra attempt like any retry: paid from the retry budget.
-                if (attemptsBefore + started > 0 && !Budget.TryRetry(_time.GetUtcNow()))
+                if (attemptsBefore + started > 0 && !Budget.TryRetry(now))
                 {
                     LogBudgetSpent(_logger, options.RequestId, deployment.Id);
                     return false;
@@ -739,7 +733,8 @@ public sealed partial class ChatExecutor
         return winner;
     }
 
-    private int Order(CatalogModel model, Span<int> order, ExecutionOptions options)
+    /// <summary>Fills <paramref name="order"/> with every deployment's index: available ones as the strategy orders them, then those whose breaker is open.</summary>
+    private void Order(CatalogModel model, Span<int> order, ExecutionOptions options)
     {
         var deployments = model.Deployments;
         Span<DeploymentCandidate> candidates = deployments.Count <= 16 ? stackalloc DeploymentCandidate[16] : new DeploymentCandidate[deployments.Count];
@@ -771,8 +766,6 @@ public sealed partial class ChatExecutor
         {
             order[available + i] = unavailable[i];
         }
-
-        return deployments.Count;
     }
 
     private static DeploymentCandidate Candidate(CatalogDeployment deployment, int index, int? promptTokens, int maxOutputTokens)

@@ -17,6 +17,7 @@ public sealed class CatalogModel
         Created = created;
         OwnedBy = config.OwnedBy ?? deployments.FirstOrDefault()?.Provider.Type ?? "shepherd";
         Strategy = RoutingStrategies.TryGet(config.Strategy, out var strategy) ? strategy : RoutingStrategies.Get(RoutingStrategies.Default);
+        NeedsPromptTokens = Strategy is CostStrategy || deployments.Any(d => d.Config.Tpm is not null);
     }
 
     public string Name => Config.Name;
@@ -26,6 +27,9 @@ public sealed class CatalogModel
     public IReadOnlyList<CatalogDeployment> Deployments { get; }
 
     public IRoutingStrategy Strategy { get; }
+
+    /// <summary>Routing this model needs the prompt's token count (cost-aware ordering, or a deployment with a TPM limit).</summary>
+    public bool NeedsPromptTokens { get; }
 
     /// <summary>The models tried when this one cannot serve, in order (resolved from <c>fallbacks</c>).</summary>
     public IReadOnlyList<CatalogModel> Fallbacks { get; internal set; } = [];

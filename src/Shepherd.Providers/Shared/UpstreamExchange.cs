@@ -47,7 +47,7 @@ public static class UpstreamExchange
         try
         {
             var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-            if (await answer.ReadFromAsync(stream, MaxAnswerBytes, null, cancel.Touch, cancel.Token).ConfigureAwait(false))
+            if (await answer.ReadFromAsync(stream, MaxAnswerBytes, response.Content.Headers.ContentLength, cancel.Touch, cancel.Token).ConfigureAwait(false))
             {
                 return (answer, null);
             }
@@ -80,7 +80,7 @@ public static class UpstreamExchange
         {
             cancel.Touch();
             var stream = await response.Content.ReadAsStreamAsync(cancel.Token).ConfigureAwait(false);
-            await error.ReadFromAsync(stream, MaxErrorBytes, null, cancel.Touch, cancel.Token).ConfigureAwait(false);
+            await error.ReadFromAsync(stream, MaxErrorBytes, response.Content.Headers.ContentLength, cancel.Touch, cancel.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException && !cancel.ClientGone)
         {
