@@ -64,10 +64,12 @@ public sealed class MetricsEndToEndTests : IAsyncLifetime
             using var response = await client.GetAsync("/metrics");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             var scrape = PrometheusText.Parse(await response.Content.ReadAsStringAsync());
-            if (scrape.Sum("shepherd_requests_total") >= requests && scrape.Sum("shepherd_requests_in_flight") == 0 || i == 100)
+            if (scrape.Sum("shepherd_requests_total") >= requests && scrape.Sum("shepherd_requests_in_flight") == 0)
             {
                 return scrape;
             }
+
+            Assert.True(i < 600, $"/metrics did not show {requests} finished requests within 30 s");
 
             await Task.Delay(50);
         }
@@ -225,7 +227,9 @@ public sealed class MetricsEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Scrape_WhileARequestWaitsForItsUpstream_InFlightIsOne()
     {
-        _upstream.Faults.Then(new Fault { DelayBeforeHeaders = TimeSpan.FromSeconds(1) });
+        // The upstream holds the request until the scrape is done: no race with a fixed delay.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Faults.Then(new Fault { HoldUntil = release.Task });
         var pending = ChatAsync("metered");
         while (_upstream.Server.StartedCount == 0 && !pending.IsCompleted)
         {
@@ -234,6 +238,7 @@ public sealed class MetricsEndToEndTests : IAsyncLifetime
 
         using var client = _gateway.CreateClient(key: null);
         var during = PrometheusText.Parse(await client.GetStringAsync("/metrics"));
+        release.SetResult();
         Assert.Equal(1, during.Sum("shepherd_requests_in_flight"));
         Assert.Equal(0, during.Sum("shepherd_requests_total"));
 

@@ -4,7 +4,7 @@ using Shepherd.Cli.Commands.Bench;
 
 public sealed class BenchStatisticsTests
 {
-    private const double Precision = 9;
+    private const int Precision = 9; // decimal places (an int: a double would be a tolerance)
 
     [Fact]
     public void From_OneToTen_PercentilesInterpolateBetweenRanks()
