@@ -164,24 +164,35 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
     {
         await using var command = database.DataSource.CreateCommand();
         var keyFilter = query.KeyId is null ? "" : "AND key_id = @key";
+        var rawGroup = query.GroupBy switch
+        {
+            UsageGrouping.Key => "key_id",
+            UsageGrouping.Team => "COALESCE(team, '')",
+            UsageGrouping.Model => "COALESCE(served_model, requested_model, '')",
+            UsageGrouping.Provider => "COALESCE(provider, '')",
+            UsageGrouping.Day => "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            _ => """to_char(date_trunc('hour', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24":00:00Z"')""",
+        };
+        const string RawColumns = """
+            COALESCE(served_model, requested_model, '') AS m, 1::bigint AS requests, (error_class IS NOT NULL)::int::bigint AS errors,
+              prompt_tokens::bigint, cached_tokens::bigint, completion_tokens::bigint, reasoning_tokens::bigint,
+              cache_write_tokens::bigint, cost_nanos, estimated::int::bigint
+            """;
+
+        string sql;
+        var from = query.From.ToUniversalTime();
+        var to = query.To.ToUniversalTime();
         if (query.GroupBy == UsageGrouping.Hour)
         {
-            // Hours come from raw records (kept for the retention period); the same text as the SQLite store.
-            command.CommandText = $"""
-                SELECT to_char(date_trunc('hour', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24":00:00Z"') COLLATE "C" AS g,
-                  COALESCE(served_model, requested_model, '') COLLATE "C" AS m, count(*), count(error_class),
-                  sum(prompt_tokens)::bigint, sum(cached_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,
-                  sum(cache_write_tokens)::bigint, sum(cost_nanos)::bigint, count(*) FILTER (WHERE estimated)
-                FROM usage_records WHERE ts >= @from AND ts < @to {keyFilter}
-                GROUP BY 1, 2 ORDER BY 1, 2
-                """;
-            command.Parameters.AddWithValue("from", NpgsqlDbType.TimestampTz, query.From.UtcDateTime);
-            command.Parameters.AddWithValue("to", NpgsqlDbType.TimestampTz, query.To.UtcDateTime);
+            // Hours come from raw records (kept for the retention period).
+            sql = $"SELECT {rawGroup} AS g, {RawColumns} FROM usage_records WHERE ts >= @r1 AND ts < @r2 {keyFilter}";
+            command.Parameters.AddWithValue("r1", NpgsqlDbType.TimestampTz, from.UtcDateTime);
+            command.Parameters.AddWithValue("r2", NpgsqlDbType.TimestampTz, to.UtcDateTime);
         }
         else
         {
-            // Everything else from the daily rollups: whole days, so a partial first or last day counts whole.
-            var group = query.GroupBy switch
+            // As in the SQLite store: [From, firstWhole) raw, [firstWhole, lastWholeEnd) rollups, [lastWholeEnd, To) raw.
+            var rollupGroup = query.GroupBy switch
             {
                 UsageGrouping.Key => "key_id",
                 UsageGrouping.Team => "team",
@@ -189,16 +200,38 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
                 UsageGrouping.Provider => "provider",
                 _ => "to_char(day, 'YYYY-MM-DD')",
             };
-            command.CommandText = $"""
-                SELECT {group} COLLATE "C" AS g, model COLLATE "C" AS m, sum(requests)::bigint, sum(errors)::bigint, sum(prompt_tokens)::bigint,
-                  sum(cached_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,
-                  sum(cache_write_tokens)::bigint, sum(cost_nanos)::bigint, sum(estimated)::bigint
-                FROM usage_daily WHERE day >= @from AND day <= @to {keyFilter}
-                GROUP BY 1, 2 ORDER BY 1, 2
+            var fromMidnight = new DateTimeOffset(from.UtcDateTime.Date, TimeSpan.Zero);
+            var firstWhole = fromMidnight == from ? from : fromMidnight.AddDays(1);
+            var lastWholeEnd = new DateTimeOffset(to.UtcDateTime.Date, TimeSpan.Zero);
+            if (firstWhole >= lastWholeEnd)
+            {
+                firstWhole = lastWholeEnd = to;
+            }
+
+            sql = $"""
+                SELECT {rollupGroup} AS g, model AS m, requests, errors, prompt_tokens, cached_tokens, completion_tokens,
+                  reasoning_tokens, cache_write_tokens, cost_nanos, estimated
+                FROM usage_daily WHERE day >= @d1 AND day < @d2 {keyFilter}
+                UNION ALL
+                SELECT {rawGroup}, {RawColumns} FROM usage_records WHERE ts >= @r1 AND ts < @r2 {keyFilter}
+                UNION ALL
+                SELECT {rawGroup}, {RawColumns} FROM usage_records WHERE ts >= @r3 AND ts < @r4 {keyFilter}
                 """;
-            command.Parameters.AddWithValue("from", NpgsqlDbType.Date, DateOnly.FromDateTime(query.From.UtcDateTime));
-            command.Parameters.AddWithValue("to", NpgsqlDbType.Date, DateOnly.FromDateTime(query.To.AddTicks(-1).UtcDateTime));
+            command.Parameters.AddWithValue("d1", NpgsqlDbType.Date, DateOnly.FromDateTime(firstWhole.UtcDateTime));
+            command.Parameters.AddWithValue("d2", NpgsqlDbType.Date, DateOnly.FromDateTime(lastWholeEnd.UtcDateTime));
+            command.Parameters.AddWithValue("r1", NpgsqlDbType.TimestampTz, from.UtcDateTime);
+            command.Parameters.AddWithValue("r2", NpgsqlDbType.TimestampTz, firstWhole.UtcDateTime);
+            command.Parameters.AddWithValue("r3", NpgsqlDbType.TimestampTz, lastWholeEnd.UtcDateTime);
+            command.Parameters.AddWithValue("r4", NpgsqlDbType.TimestampTz, to.UtcDateTime);
         }
+
+        command.CommandText = $"""
+            SELECT g COLLATE "C", m COLLATE "C", sum(requests)::bigint, sum(errors)::bigint, sum(prompt_tokens)::bigint,
+              sum(cached_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,
+              sum(cache_write_tokens)::bigint, sum(cost_nanos)::bigint, sum(estimated)::bigint
+            FROM ({sql}) AS u
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """;
 
         if (query.KeyId is not null)
         {

@@ -255,6 +255,29 @@ public abstract class StoreContractTests : IAsyncLifetime
         Assert.Equal(2, oneKey.Requests);
     }
 
+    [Theory]
+    [InlineData(UsageGrouping.Key)]
+    [InlineData(UsageGrouping.Day)]
+    [InlineData(UsageGrouping.Model)]
+    public async Task Query_RangeStartingAndEndingInsideDays_CountsOnlyThatPart(UsageGrouping grouping)
+    {
+        // Records on both sides of each end of [noon, next day 01:00): only the two inside count, by every grouping.
+        var day2 = Noon.AddDays(1);
+        await Usage.WriteAsync(
+        [
+            Use("before", Noon.AddHours(-1), "key_a", "gpt-x", "openai", 0.000001m),
+            Use("first", Noon.AddMinutes(5), "key_a", "gpt-x", "openai", 0.000002m),
+            Use("second", day2.AddMinutes(-690), "key_a", "gpt-x", "openai", 0.000004m),
+            Use("last", day2.AddMinutes(-660), "key_a", "gpt-x", "openai", 0.000008m),
+            Use("after", day2.AddHours(2), "key_a", "gpt-x", "openai", 0.000016m),
+        ], CancellationToken.None);
+
+        var rows = await Usage.QueryAsync(new UsageQuery(Noon, day2.AddHours(-10.5), grouping), CancellationToken.None);
+
+        Assert.Equal(3, rows.Sum(r => r.Requests));
+        Assert.Equal(0.000014m, rows.Sum(r => r.Cost));
+    }
+
     [Fact]
     public async Task Purge_OldRecords_DeletedRollupsKept()
     {
