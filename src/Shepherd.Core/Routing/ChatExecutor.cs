@@ -161,7 +161,7 @@ public sealed partial class ChatExecutor
         var started = _time.GetUtcNow();
         var deadline = started + TimeSpan.FromMilliseconds(_routing.DeadlineMs);
         Budget.OnRequest(started);
-        var state = new RunState();
+        var state = new RunState<T>();
         var chain = options.Fallbacks ?? requested.Fallbacks;
 
         for (var c = -1; c < chain.Count; c++)
@@ -215,7 +215,7 @@ public sealed partial class ChatExecutor
         CatalogModel model,
         ExecutionOptions options,
         AttemptKind<T> kind,
-        RunState state,
+        RunState<T> state,
         DateTimeOffset deadline,
         bool lastInChain,
         CancellationToken cancellationToken)
@@ -291,7 +291,7 @@ public sealed partial class ChatExecutor
                     case AttemptResult.Skipped:
                         continue;
                     case AttemptResult.Done:
-                        return state.Result as Execution<T>?;
+                        return state.Result;
                     case AttemptResult.NextModel:
                         return null;
                     case AttemptResult.Stop:
@@ -339,7 +339,7 @@ public sealed partial class ChatExecutor
         CatalogDeployment deployment,
         ExecutionOptions options,
         AttemptKind<T> kind,
-        RunState state,
+        RunState<T> state,
         CancellationToken cancellationToken)
         where T : class
     {
@@ -430,7 +430,7 @@ public sealed partial class ChatExecutor
         UpstreamKey key,
         ExecutionOptions options,
         AttemptKind<T> kind,
-        RunState state,
+        RunState<T> state,
         CancellationToken cancellationToken,
         CancellationTokenSource? race = null)
         where T : class
@@ -602,7 +602,7 @@ public sealed partial class ChatExecutor
         CatalogModel model,
         ExecutionOptions options,
         AttemptKind<T> kind,
-        RunState state,
+        RunState<T> state,
         int[] order,
         bool[] tried,
         CancellationToken cancellationToken)
@@ -778,7 +778,7 @@ public sealed partial class ChatExecutor
     }
 
     /// <summary>Per-request bookkeeping of the executor.</summary>
-    private sealed class RunState
+    private class RunState
     {
         public int Attempts;
         public UpstreamFailure? LastFailure;
@@ -786,7 +786,13 @@ public sealed partial class ChatExecutor
         public TimeSpan? RetryAfter;
         public int OverflowWindow;
         public bool Stop;
-        public object? Result;
+    }
+
+    /// <summary>Typed, so the decided execution (a struct) is stored without boxing.</summary>
+    private sealed class RunState<T> : RunState
+        where T : class
+    {
+        public Execution<T>? Result;
     }
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "{RequestId} attempt {Attempt} on {Deployment} with key {KeyId} failed: {FailureClass} status={UpstreamStatus}")]
