@@ -47,86 +47,71 @@ public static class RoutingStrategies
     internal static string Ms(double value) => double.IsNaN(value) ? "not measured yet" : value.ToString("F0", CultureInfo.InvariantCulture) + " ms";
 }
 
+/// <summary>A strategy that orders deployments by one number each, lowest first (ties keep their configured order).</summary>
+public abstract class KeyedRoutingStrategy : IRoutingStrategy
+{
+    public abstract string Name { get; }
+
+    public void Order(ReadOnlySpan<DeploymentCandidate> candidates, Span<int> order, Func<double> random)
+    {
+        var keys = RoutingStrategies.Keys(candidates.Length, stackalloc double[16]);
+        for (var i = 0; i < candidates.Length; i++)
+        {
+            order[i] = i;
+            keys[i] = Key(candidates[i], random);
+        }
+
+        RoutingStrategies.SortBy(order, keys);
+    }
+
+    public abstract string Describe(in DeploymentCandidate candidate);
+
+    /// <summary>The candidate's sort key; <paramref name="random"/> is uniform in [0, 1).</summary>
+    protected abstract double Key(in DeploymentCandidate candidate, Func<double> random);
+}
+
 /// <summary><c>priority</c>: the lowest priority number first; inside a tier, a weighted random order.</summary>
-public sealed class PriorityStrategy : IRoutingStrategy
+public sealed class PriorityStrategy : KeyedRoutingStrategy
 {
     public const string StrategyName = "priority";
 
-    public string Name => StrategyName;
+    public override string Name => StrategyName;
 
-    public void Order(ReadOnlySpan<DeploymentCandidate> candidates, Span<int> order, Func<double> random)
-    {
-        // Efraimidis–Spirakis: -ln(u)/w gives a weighted random permutation; the tier dominates the key.
-        var keys = RoutingStrategies.Keys(candidates.Length, stackalloc double[16]);
-        for (var i = 0; i < candidates.Length; i++)
-        {
-            order[i] = i;
-            var u = Math.Max(random(), 1e-12);
-            keys[i] = (candidates[i].Priority * 1e9) + (-Math.Log(u) / Math.Max(1, candidates[i].Weight));
-        }
+    // Efraimidis–Spirakis: -ln(u)/w gives a weighted random permutation; the tier dominates the key.
+    protected override double Key(in DeploymentCandidate candidate, Func<double> random) =>
+        (candidate.Priority * 1e9) + (-Math.Log(Math.Max(random(), 1e-12)) / Math.Max(1, candidate.Weight));
 
-        RoutingStrategies.SortBy(order, keys);
-    }
-
-    public string Describe(in DeploymentCandidate candidate) => $"priority {candidate.Priority}, weight {candidate.Weight}";
+    public override string Describe(in DeploymentCandidate candidate) => $"priority {candidate.Priority}, weight {candidate.Weight}";
 }
 
 /// <summary><c>least-busy</c>: the fewest requests in flight first.</summary>
-public sealed class LeastBusyStrategy : IRoutingStrategy
+public sealed class LeastBusyStrategy : KeyedRoutingStrategy
 {
-    public string Name => "least-busy";
+    public override string Name => "least-busy";
 
-    public void Order(ReadOnlySpan<DeploymentCandidate> candidates, Span<int> order, Func<double> random)
-    {
-        var keys = RoutingStrategies.Keys(candidates.Length, stackalloc double[16]);
-        for (var i = 0; i < candidates.Length; i++)
-        {
-            order[i] = i;
-            keys[i] = candidates[i].InFlight + (random() * 0.5);
-        }
+    protected override double Key(in DeploymentCandidate candidate, Func<double> random) => candidate.InFlight + (random() * 0.5);
 
-        RoutingStrategies.SortBy(order, keys);
-    }
-
-    public string Describe(in DeploymentCandidate candidate) => $"{candidate.InFlight} in flight";
+    public override string Describe(in DeploymentCandidate candidate) => $"{candidate.InFlight} in flight";
 }
 
 /// <summary><c>latency</c>: the lowest moving average of time to first byte first; unmeasured ones first, to measure them.</summary>
-public sealed class LatencyStrategy : IRoutingStrategy
+public sealed class LatencyStrategy : KeyedRoutingStrategy
 {
-    public string Name => "latency";
+    public override string Name => "latency";
 
-    public void Order(ReadOnlySpan<DeploymentCandidate> candidates, Span<int> order, Func<double> random)
-    {
-        var keys = RoutingStrategies.Keys(candidates.Length, stackalloc double[16]);
-        for (var i = 0; i < candidates.Length; i++)
-        {
-            order[i] = i;
-            keys[i] = double.IsNaN(candidates[i].LatencyMs) ? -1 + random() : candidates[i].LatencyMs;
-        }
+    protected override double Key(in DeploymentCandidate candidate, Func<double> random) =>
+        double.IsNaN(candidate.LatencyMs) ? -1 + random() : candidate.LatencyMs;
 
-        RoutingStrategies.SortBy(order, keys);
-    }
-
-    public string Describe(in DeploymentCandidate candidate) => $"time to first byte {RoutingStrategies.Ms(candidate.LatencyMs)}";
+    public override string Describe(in DeploymentCandidate candidate) => $"time to first byte {RoutingStrategies.Ms(candidate.LatencyMs)}";
 }
 
 /// <summary><c>cost</c>: the cheapest deployment for this request first (its price, else the model's).</summary>
-public sealed class CostStrategy : IRoutingStrategy
+public sealed class CostStrategy : KeyedRoutingStrategy
 {
-    public string Name => "cost";
+    public override string Name => "cost";
 
-    public void Order(ReadOnlySpan<DeploymentCandidate> candidates, Span<int> order, Func<double> random)
-    {
-        var keys = RoutingStrategies.Keys(candidates.Length, stackalloc double[16]);
-        for (var i = 0; i < candidates.Length; i++)
-        {
-            order[i] = i;
-            keys[i] = (double)candidates[i].Cost + (candidates[i].Priority * 1e-12) + (random() * 1e-15);
-        }
+    protected override double Key(in DeploymentCandidate candidate, Func<double> random) =>
+        (double)candidate.Cost + (candidate.Priority * 1e-12) + (random() * 1e-15);
 
-        RoutingStrategies.SortBy(order, keys);
-    }
-
-    public string Describe(in DeploymentCandidate candidate) => $"cost ${candidate.Cost.ToString("0.########", CultureInfo.InvariantCulture)}";
+    public override string Describe(in DeploymentCandidate candidate) => $"cost ${candidate.Cost.ToString("0.########", CultureInfo.InvariantCulture)}";
 }
