@@ -12,8 +12,6 @@ using Shepherd.Accounting;
 /// </summary>
 public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
 {
-    private const decimal NanosPerDollar = 1_000_000_000m;
-
     private const string InsertSql = """
         WITH input AS (
           SELECT * FROM unnest(@ts, @record, @rid, @key, @team, @req, @served, @provider, @deployment, @attempts, @fallback, @streamed,
@@ -106,7 +104,7 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
             completion[i] = r.CompletionTokens;
             reasoning[i] = r.ReasoningTokens;
             cacheWrite[i] = r.CacheWriteTokens;
-            cost[i] = ToNanos(r.Cost);
+            cost[i] = UsageRows.ToNanos(r.Cost);
             latency[i] = r.LatencyMs;
             ttft[i] = r.TimeToFirstTokenMs;
             tps[i] = r.OutputTokensPerSecond;
@@ -238,50 +236,8 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
             command.Parameters.AddWithValue("key", query.KeyId);
         }
 
-        var rows = new List<UsageRow>();
-        UsageRow? current = null;
-        Dictionary<string, (long, long, long)>? byModel = null;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var g = reader.IsDBNull(0) ? string.Empty : reader.GetString(0);
-            var model = reader.IsDBNull(1) ? string.Empty : reader.GetString(1);
-            var prompt = reader.GetInt64(4);
-            var cachedTokens = reader.GetInt64(5);
-            var completionTokens = reader.GetInt64(6);
-            if (current is null || current.Group != g)
-            {
-                if (current is not null)
-                {
-                    rows.Add(current with { ByModel = byModel! });
-                }
-
-                byModel = new Dictionary<string, (long, long, long)>(StringComparer.Ordinal);
-                current = new UsageRow(g, 0, 0, 0, 0, 0, 0, 0, 0m, 0);
-            }
-
-            byModel![model] = (prompt, cachedTokens, completionTokens);
-            current = current with
-            {
-                Requests = current.Requests + reader.GetInt64(2),
-                Errors = current.Errors + reader.GetInt64(3),
-                PromptTokens = current.PromptTokens + prompt,
-                CachedTokens = current.CachedTokens + cachedTokens,
-                CompletionTokens = current.CompletionTokens + completionTokens,
-                ReasoningTokens = current.ReasoningTokens + reader.GetInt64(7),
-                CacheWriteTokens = current.CacheWriteTokens + reader.GetInt64(8),
-                Cost = current.Cost + (reader.GetInt64(9) / NanosPerDollar),
-                Estimated = current.Estimated + reader.GetInt64(10),
-            };
-        }
-
-        if (current is not null)
-        {
-            rows.Add(current with { ByModel = byModel! });
-        }
-
-        return rows;
+        return await UsageRows.ReadRowsAsync(reader, cancellationToken);
     }
 
-    internal static long ToNanos(decimal cost) => (long)decimal.Round(cost * NanosPerDollar, 0, MidpointRounding.AwayFromZero);
 }

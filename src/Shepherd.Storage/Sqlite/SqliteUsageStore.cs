@@ -10,8 +10,6 @@ using SQLitePCL;
 /// and rolled up in the same transaction, so raw records and rollups always agree and a replay changes nothing.</remarks>
 public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTimeout = null) : IUsageStore
 {
-    private const decimal NanosPerDollar = 1_000_000_000m;
-
     // A usage write must fail fast when the database is locked, so the recorder can spill instead of stalling.
     private readonly int _busyMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(2)).TotalMilliseconds;
 
@@ -57,7 +55,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
             foreach (var record in records)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var cost = ToNanos(record.Cost);
+                var cost = UsageRows.ToNanos(record.Cost);
                 BindInsert(bindings, record, cost);
                 Step(db, insert);
                 if (raw.sqlite3_changes(db) == 0)
@@ -263,55 +261,8 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var command = ReportCommand(connection, query);
-        var rows = new List<UsageRow>();
-        UsageRow? current = null;
-        Dictionary<string, (long, long, long)>? byModel = null;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var g = reader.IsDBNull(0) ? string.Empty : reader.GetString(0);
-            var model = reader.IsDBNull(1) ? string.Empty : reader.GetString(1);
-            var requests = reader.GetInt64(2);
-            var errors = reader.GetInt64(3);
-            var prompt = reader.GetInt64(4);
-            var cached = reader.GetInt64(5);
-            var completion = reader.GetInt64(6);
-            var reasoning = reader.GetInt64(7);
-            var cacheWrite = reader.GetInt64(8);
-            var cost = reader.GetInt64(9) / NanosPerDollar;
-            var estimated = reader.GetInt64(10);
-            if (current is null || current.Group != g)
-            {
-                if (current is not null)
-                {
-                    rows.Add(current with { ByModel = byModel! });
-                }
-
-                byModel = new Dictionary<string, (long, long, long)>(StringComparer.Ordinal);
-                current = new UsageRow(g, 0, 0, 0, 0, 0, 0, 0, 0m, 0);
-            }
-
-            byModel![model] = (prompt, cached, completion);
-            current = current with
-            {
-                Requests = current.Requests + requests,
-                Errors = current.Errors + errors,
-                PromptTokens = current.PromptTokens + prompt,
-                CachedTokens = current.CachedTokens + cached,
-                CompletionTokens = current.CompletionTokens + completion,
-                ReasoningTokens = current.ReasoningTokens + reasoning,
-                CacheWriteTokens = current.CacheWriteTokens + cacheWrite,
-                Cost = current.Cost + cost,
-                Estimated = current.Estimated + estimated,
-            };
-        }
-
-        if (current is not null)
-        {
-            rows.Add(current with { ByModel = byModel! });
-        }
-
-        return rows;
+        return await UsageRows.ReadRowsAsync(reader, cancellationToken);
     }
 
     /// <summary>SQLite's plan for a report's query (one line per step), so tests can hold the queries to their indexes.</summary>
@@ -431,7 +382,6 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
 
     private static DateTimeOffset Midnight(DateTimeOffset time) => new(time.UtcDateTime.Date, TimeSpan.Zero);
 
-    internal static long ToNanos(decimal cost) => (long)decimal.Round(cost * NanosPerDollar, 0, MidpointRounding.AwayFromZero);
 
     private static string Day(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

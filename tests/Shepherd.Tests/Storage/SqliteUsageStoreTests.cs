@@ -230,7 +230,7 @@ public sealed class SqliteUsageStoreTests : IDisposable
             [
                 r.Time.ToUnixTimeMilliseconds(), r.RecordId, r.RequestId, r.KeyId, r.Team, r.RequestedModel, r.ServedModel, r.Provider, r.Deployment,
                 (long)r.Attempts, r.FallbackUsed ? 1L : 0L, r.Streamed ? 1L : 0L, (long)r.Status, r.ErrorClass, (long)r.PromptTokens, (long)r.CachedTokens,
-                (long)r.CompletionTokens, (long)r.ReasoningTokens, (long)r.CacheWriteTokens, SqliteUsageStore.ToNanos(r.Cost), r.LatencyMs,
+                (long)r.CompletionTokens, (long)r.ReasoningTokens, (long)r.CacheWriteTokens, Shepherd.Storage.UsageRows.ToNanos(r.Cost), r.LatencyMs,
                 r.TimeToFirstTokenMs, r.OutputTokensPerSecond, r.Estimated ? 1L : 0L,
             ];
             var actual = Enumerable.Range(0, expected.Length).Select(c => reader.IsDBNull(c) ? null : reader.GetValue(c)).ToArray();
