@@ -215,7 +215,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         await using var reader = await ReadAsync(batch, CancellationToken.None);
         while (await reader.ReadAsync(CancellationToken.None))
         {
-            var kind = Kind(reader.GetString(1));
+            var kind = WebhookRows.Kind(reader.GetString(1));
             WebhookResult? result = null;
             if (kind == WebhookJobKind.Deliver && !reader.IsDBNull(9))
             {
@@ -339,32 +339,14 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
             FROM webhook_jobs GROUP BY source, kind, status
             """);
         command.Parameters.AddWithValue("now", NpgsqlDbType.TimestampTz, now.UtcDateTime);
-        var stats = new Dictionary<(string, WebhookJobKind), WebhookQueueStats>();
+        var stats = new WebhookRows.StatsBuilder();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var key = (reader.GetString(0), Kind(reader.GetString(1)));
-            var s = stats.GetValueOrDefault(key) ?? new WebhookQueueStats(key.Item1, key.Item2);
-            var count = reader.GetInt64(3);
-            var oldest = At(reader, 4);
-            var expired = reader.GetInt64(5);
-            s = Status(reader.GetString(2)) switch
-            {
-                WebhookJobStatus.Waiting => s with { Waiting = s.Waiting + count, OldestWaitingSince = Min(s.OldestWaitingSince, oldest) },
-                WebhookJobStatus.Failed => s with { Failed = s.Failed + count, OldestWaitingSince = Min(s.OldestWaitingSince, oldest) },
-
-                // A lease that ran out (its instance died) is waiting again.
-                WebhookJobStatus.Leased => s with { Leased = s.Leased + count - expired, Waiting = s.Waiting + expired },
-                WebhookJobStatus.Completed => s with { Completed = s.Completed + count },
-                WebhookJobStatus.Dead => s with { Dead = s.Dead + count },
-                _ => s with { Skipped = s.Skipped + count },
-            };
-            stats[key] = s;
+            stats.Add(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), At(reader, 4), reader.GetInt64(5));
         }
 
-        return [.. stats.Values.OrderBy(s => s.Source, StringComparer.Ordinal).ThenBy(s => s.Kind)];
-
-        static DateTimeOffset? Min(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x < b ? x : b;
+        return stats.Build();
     }
 
     public async Task<IReadOnlyList<WebhookEventSummary>> ListAsync(WebhookListQuery query, CancellationToken cancellationToken)
@@ -386,7 +368,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
             else
             {
                 where.Add("j.status = @status");
-                command.Parameters.AddWithValue("status", NpgsqlDbType.Text, SqliteWebhookJobStore.Text(status));
+                command.Parameters.AddWithValue("status", NpgsqlDbType.Text, WebhookRows.Text(status));
             }
         }
 
@@ -415,11 +397,11 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
                 reader.GetString(2),
                 reader.GetString(3),
                 At(reader, 4),
-                Status(reader.GetString(5)),
+                WebhookRows.Status(reader.GetString(5)),
                 reader.GetInt32(6),
                 reader.IsDBNull(7) ? null : reader.GetString(7),
                 At(reader, 8),
-                reader.IsDBNull(9) ? null : Status(reader.GetString(9))));
+                reader.IsDBNull(9) ? null : WebhookRows.Status(reader.GetString(9))));
         }
 
         return list;
@@ -456,8 +438,8 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
                 {
                     jobs.Add(new WebhookJobDetail(
                         reader.GetInt64(0),
-                        Kind(reader.GetString(1)),
-                        Status(reader.GetString(2)),
+                        WebhookRows.Kind(reader.GetString(1)),
+                        WebhookRows.Status(reader.GetString(2)),
                         reader.GetInt32(3),
                         reader.GetInt32(4),
                         At(reader, 5),
@@ -536,10 +518,10 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         p.AddWithValue("latency", NpgsqlDbType.Double, result?.LatencyMs ?? 0d);
         p.AddWithValue("request", NpgsqlDbType.Text, (object?)result?.RequestId ?? DBNull.Value);
         p.AddWithValue("completed", NpgsqlDbType.TimestampTz, (result?.CompletedAt ?? now).UtcDateTime);
-        p.AddWithValue("status", NpgsqlDbType.Text, SqliteWebhookJobStore.Text(status));
+        p.AddWithValue("status", NpgsqlDbType.Text, WebhookRows.Text(status));
         p.AddWithValue("available", NpgsqlDbType.TimestampTz, availableAt.UtcDateTime);
         p.AddWithValue("now", NpgsqlDbType.TimestampTz, now.UtcDateTime);
-        p.AddWithValue("error", NpgsqlDbType.Text, (object?)Truncate(error) ?? DBNull.Value);
+        p.AddWithValue("error", NpgsqlDbType.Text, (object?)WebhookRows.Truncate(error) ?? DBNull.Value);
         p.AddWithValue("id", NpgsqlDbType.Bigint, job.JobId);
         p.AddWithValue("attempt", NpgsqlDbType.Integer, job.Attempt);
         p.AddWithValue("number", NpgsqlDbType.Integer, attempt.Number);
@@ -547,7 +529,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         p.AddWithValue("duration", NpgsqlDbType.Double, attempt.DurationMs);
         p.AddWithValue("outcome", NpgsqlDbType.Text, attempt.Outcome);
         p.AddWithValue("http_status", NpgsqlDbType.Integer, (object?)attempt.Status ?? DBNull.Value);
-        p.AddWithValue("attempt_error", NpgsqlDbType.Text, (object?)Truncate(attempt.Error) ?? DBNull.Value);
+        p.AddWithValue("attempt_error", NpgsqlDbType.Text, (object?)WebhookRows.Truncate(attempt.Error) ?? DBNull.Value);
         p.AddWithValue("attempt_request", NpgsqlDbType.Text, (object?)attempt.RequestId ?? DBNull.Value);
         p.AddWithValue("deliver", NpgsqlDbType.Boolean, enqueueDelivery);
 
@@ -613,17 +595,6 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
 
     private static DateTimeOffset At(NpgsqlDataReader reader, int ordinal) => new(reader.GetFieldValue<DateTime>(ordinal), TimeSpan.Zero);
 
-    private static string? Truncate(string? error) => error is { Length: > 2000 } ? error[..2000] + "…" : error;
 
-    private static WebhookJobStatus Status(string text) => text switch
-    {
-        "waiting" => WebhookJobStatus.Waiting,
-        "leased" => WebhookJobStatus.Leased,
-        "completed" => WebhookJobStatus.Completed,
-        "failed" => WebhookJobStatus.Failed,
-        "dead" => WebhookJobStatus.Dead,
-        _ => WebhookJobStatus.Skipped,
-    };
 
-    private static WebhookJobKind Kind(string text) => text == "deliver" ? WebhookJobKind.Deliver : WebhookJobKind.Process;
 }

@@ -77,7 +77,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
 
                 jobEvent.Value = eventRow;
                 jobSource.Value = draft.Source;
-                status.Value = Text(draft.Skip ? WebhookJobStatus.Skipped : WebhookJobStatus.Waiting);
+                status.Value = WebhookRows.Text(draft.Skip ? WebhookJobStatus.Skipped : WebhookJobStatus.Waiting);
                 note.Value = (object?)draft.Note ?? DBNull.Value;
                 await insertJob.ExecuteNonQueryAsync(CancellationToken.None);
                 stored[i] = true;
@@ -123,7 +123,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
                 await using var reader = await lease.ExecuteReaderAsync(CancellationToken.None);
                 while (await reader.ReadAsync(CancellationToken.None))
                 {
-                    leased.Add((reader.GetInt64(0), reader.GetInt64(1), Kind(reader.GetString(2)), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5)));
+                    leased.Add((reader.GetInt64(0), reader.GetInt64(1), WebhookRows.Kind(reader.GetString(2)), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5)));
                 }
             }
 
@@ -312,32 +312,14 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             FROM webhook_jobs GROUP BY source, kind, status
             """;
         command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-        var stats = new Dictionary<(string, WebhookJobKind), WebhookQueueStats>();
+        var stats = new WebhookRows.StatsBuilder();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var key = (reader.GetString(0), Kind(reader.GetString(1)));
-            var s = stats.GetValueOrDefault(key) ?? new WebhookQueueStats(key.Item1, key.Item2);
-            var count = reader.GetInt64(3);
-            var oldest = FromMs(reader.GetInt64(4));
-            var expired = reader.GetInt64(5);
-            s = Status(reader.GetString(2)) switch
-            {
-                WebhookJobStatus.Waiting => s with { Waiting = s.Waiting + count, OldestWaitingSince = Min(s.OldestWaitingSince, oldest) },
-                WebhookJobStatus.Failed => s with { Failed = s.Failed + count, OldestWaitingSince = Min(s.OldestWaitingSince, oldest) },
-
-                // A lease that ran out (its worker crashed) is waiting again.
-                WebhookJobStatus.Leased => s with { Leased = s.Leased + count - expired, Waiting = s.Waiting + expired },
-                WebhookJobStatus.Completed => s with { Completed = s.Completed + count },
-                WebhookJobStatus.Dead => s with { Dead = s.Dead + count },
-                _ => s with { Skipped = s.Skipped + count },
-            };
-            stats[key] = s;
+            stats.Add(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), FromMs(reader.GetInt64(4)), reader.GetInt64(5));
         }
 
-        return [.. stats.Values.OrderBy(s => s.Source, StringComparer.Ordinal).ThenBy(s => s.Kind)];
-
-        static DateTimeOffset? Min(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x < b ? x : b;
+        return stats.Build();
     }
 
     public async Task<IReadOnlyList<WebhookEventSummary>> ListAsync(WebhookListQuery query, CancellationToken cancellationToken)
@@ -360,7 +342,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             else
             {
                 where.Add("j.status = $status");
-                command.Parameters.AddWithValue("$status", Text(status));
+                command.Parameters.AddWithValue("$status", WebhookRows.Text(status));
             }
         }
 
@@ -389,11 +371,11 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
                 reader.GetString(2),
                 reader.GetString(3),
                 FromMs(reader.GetInt64(4)),
-                Status(reader.GetString(5)),
+                WebhookRows.Status(reader.GetString(5)),
                 reader.GetInt32(6),
                 reader.IsDBNull(7) ? null : reader.GetString(7),
                 FromMs(reader.GetInt64(8)),
-                reader.IsDBNull(9) ? null : Status(reader.GetString(9))));
+                reader.IsDBNull(9) ? null : WebhookRows.Status(reader.GetString(9))));
         }
 
         return list;
@@ -432,8 +414,8 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
                 {
                     jobs.Add(new WebhookJobDetail(
                         reader.GetInt64(0),
-                        Kind(reader.GetString(1)),
-                        Status(reader.GetString(2)),
+                        WebhookRows.Kind(reader.GetString(1)),
+                        WebhookRows.Status(reader.GetString(2)),
                         reader.GetInt32(3),
                         reader.GetInt32(4),
                         FromMs(reader.GetInt64(5)),
@@ -491,10 +473,10 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             UPDATE webhook_jobs SET status = $status, available_at = $available, updated_at = $now, last_error = $error
             WHERE id = $id AND status = 'leased' AND attempts = $attempt
             """;
-        update.Parameters.AddWithValue("$status", Text(status));
+        update.Parameters.AddWithValue("$status", WebhookRows.Text(status));
         update.Parameters.AddWithValue("$available", availableAt.ToUnixTimeMilliseconds());
         update.Parameters.AddWithValue("$now", at);
-        update.Parameters.AddWithValue("$error", (object?)Truncate(error) ?? DBNull.Value);
+        update.Parameters.AddWithValue("$error", (object?)WebhookRows.Truncate(error) ?? DBNull.Value);
         update.Parameters.AddWithValue("$id", job.JobId);
         update.Parameters.AddWithValue("$attempt", job.Attempt);
         var changed = await update.ExecuteNonQueryAsync(cancellationToken) == 1;
@@ -511,7 +493,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
         record.Parameters.AddWithValue("$duration", attempt.DurationMs);
         record.Parameters.AddWithValue("$outcome", attempt.Outcome);
         record.Parameters.AddWithValue("$status", (object?)attempt.Status ?? DBNull.Value);
-        record.Parameters.AddWithValue("$error", (object?)Truncate(attempt.Error) ?? DBNull.Value);
+        record.Parameters.AddWithValue("$error", (object?)WebhookRows.Truncate(attempt.Error) ?? DBNull.Value);
         record.Parameters.AddWithValue("$request", (object?)attempt.RequestId ?? DBNull.Value);
         await record.ExecuteNonQueryAsync(cancellationToken);
         return changed;
@@ -554,29 +536,9 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
         return _writer.WriteAsync(work);
     }
 
-    private static string? Truncate(string? error) => error is { Length: > 2000 } ? error[..2000] + "…" : error;
 
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
-    internal static string Text(WebhookJobStatus status) => status switch
-    {
-        WebhookJobStatus.Waiting => "waiting",
-        WebhookJobStatus.Leased => "leased",
-        WebhookJobStatus.Completed => "completed",
-        WebhookJobStatus.Failed => "failed",
-        WebhookJobStatus.Dead => "dead",
-        _ => "skipped",
-    };
 
-    private static WebhookJobStatus Status(string text) => text switch
-    {
-        "waiting" => WebhookJobStatus.Waiting,
-        "leased" => WebhookJobStatus.Leased,
-        "completed" => WebhookJobStatus.Completed,
-        "failed" => WebhookJobStatus.Failed,
-        "dead" => WebhookJobStatus.Dead,
-        _ => WebhookJobStatus.Skipped,
-    };
 
-    private static WebhookJobKind Kind(string text) => text == "deliver" ? WebhookJobKind.Deliver : WebhookJobKind.Process;
 }
