@@ -2,7 +2,6 @@ namespace Shepherd.Cli.Commands;
 
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 
@@ -20,10 +19,6 @@ internal static class KeysCommand
         command.Subcommands.Add(TopUp());
         return command;
     }
-
-    private static Option<string?> Url() => new("--url") { Description = $"Gateway base URL (default: $SHEPHERD_URL or {AdminClient.DefaultUrl})." };
-
-    private static Option<bool> Json() => new("--json") { Description = "Print the raw JSON instead of a table." };
 
     private static Argument<string> Id() => new("id") { Description = "The key id (key_…)." };
 
@@ -96,11 +91,11 @@ internal static class KeysCommand
     private static Command CreateKey()
     {
         var limits = new LimitOptions();
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var command = new Command("create", "Create a virtual key; its secret is shown exactly once.") { url, json };
         limits.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var key = await client.PostAsync("admin/keys", limits.ToJson(parse), ct);
             return (key, console =>
@@ -114,10 +109,10 @@ internal static class KeysCommand
 
     private static Command List()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var command = new Command("list", "List virtual keys.") { url, json };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var list = await client.GetAsync("admin/keys", ct);
             return (list, console =>
@@ -139,11 +134,11 @@ internal static class KeysCommand
 
     private static Command Show()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var id = Id();
         var command = new Command("show", "Show one key with its usage.") { id, url, json };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var keyId = Uri.EscapeDataString(parse.GetValue(id)!);
             var key = await client.GetAsync($"admin/keys/{keyId}", ct);
@@ -168,12 +163,12 @@ internal static class KeysCommand
     private static Command Update()
     {
         var limits = new LimitOptions();
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var id = Id();
         var command = new Command("update", "Change a key's settings; pass 'none' to clear a limit.") { id, url, json };
         limits.AddTo(command);
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var key = await client.PatchAsync($"admin/keys/{Uri.EscapeDataString(parse.GetValue(id)!)}", limits.ToJson(parse), ct);
             return (key, console => RenderKey(console, key));
@@ -183,11 +178,11 @@ internal static class KeysCommand
 
     private static Command Revoke()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var id = Id();
         var command = new Command("revoke", "Revoke a key (refused from the next request on).") { id, url, json };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var key = await client.PostAsync($"admin/keys/{Uri.EscapeDataString(parse.GetValue(id)!)}/revoke", null, ct);
             return (key, console => RenderKey(console, key));
@@ -197,59 +192,17 @@ internal static class KeysCommand
 
     private static Command TopUp()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var id = Id();
         var amount = new Argument<decimal>("amount") { Description = "USD to add to the credit balance." };
         var command = new Command("topup", "Add prepaid credit to a key.") { id, amount, url, json };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var result = await client.PostAsync($"admin/keys/{Uri.EscapeDataString(parse.GetValue(id)!)}/topup", new JsonObject { ["amount"] = parse.GetValue(amount) }, ct);
             return (result, console => console.MarkupLine($"Credit balance of {Markup.Escape(Text(result["id"]))}: [green]{Markup.Escape(Text(result["credit_balance"]))}[/] USD"));
         }));
         return command;
-    }
-
-    private static async Task<int> RunAsync(
-        ParseResult parse,
-        Option<string?> url,
-        Option<bool> json,
-        Func<AdminClient, Task<(JsonNode Result, Action<IAnsiConsole> Render)>> action)
-    {
-        var output = parse.InvocationConfiguration.Output;
-        try
-        {
-            using var client = new AdminClient(parse.GetValue(url), null);
-            var (result, render) = await action(client);
-            if (parse.GetValue(json))
-            {
-                await output.WriteLineAsync(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            }
-            else
-            {
-                var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.Detect, ColorSystem = ColorSystemSupport.Detect });
-
-                // Piped output has no terminal width: keep rows whole rather than wrapping ids.
-                if (Console.IsOutputRedirected || output != Console.Out)
-                {
-                    console.Profile.Width = 200;
-                }
-
-                render(console);
-            }
-
-            return 0;
-        }
-        catch (AdminApiException ex)
-        {
-            await parse.InvocationConfiguration.Error.WriteLineAsync($"shepherd: {ex.Message}");
-            return 1;
-        }
-        catch (FormatException ex)
-        {
-            await parse.InvocationConfiguration.Error.WriteLineAsync($"shepherd: {ex.Message}");
-            return 1;
-        }
     }
 
     private static void RenderKey(IAnsiConsole console, JsonNode key)

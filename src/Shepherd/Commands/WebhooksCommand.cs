@@ -22,23 +22,19 @@ internal static class WebhooksCommand
         return command;
     }
 
-    private static Option<string?> Url() => new("--url") { Description = $"Gateway base URL (default: $SHEPHERD_URL or {AdminClient.DefaultUrl})." };
-
-    private static Option<bool> Json() => new("--json") { Description = "Print the raw JSON instead of a table." };
-
     private static Option<string?> Source() => new("--source", "-s") { Description = "Only this source (required when several sources have the same event id)." };
 
     private static Option<int?> Limit() => new("--limit", "-n") { Description = "Events to show at most (1 … 1000, default 50)." };
 
     private static Command List()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var source = Source();
         var limit = Limit();
         var status = new Option<string?>("--status") { Description = "Only events whose processing is waiting, leased, completed, failed (retrying), dead or skipped." };
         var command = new Command("list", "List received events, newest first.") { url, json, source, status, limit };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var list = await client.GetAsync("admin/webhooks" + Query(("source", parse.GetValue(source)), ("status", parse.GetValue(status)), ("limit", parse.GetValue(limit)?.ToString(System.Globalization.CultureInfo.InvariantCulture))), ct);
             return (list, console => RenderList(console, list));
@@ -48,12 +44,12 @@ internal static class WebhooksCommand
 
     private static Command Dead()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var source = Source();
         var limit = Limit();
         var command = new Command("dead", "List the dead letters: events whose processing or delivery gave up, with the last error.") { url, json, source, limit };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var list = await client.GetAsync("admin/webhooks/dead" + Query(("source", parse.GetValue(source)), ("limit", parse.GetValue(limit)?.ToString(System.Globalization.CultureInfo.InvariantCulture))), ct);
             return (list, console => RenderList(console, list));
@@ -63,12 +59,12 @@ internal static class WebhooksCommand
 
     private static Command Show()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var source = Source();
         var id = new Argument<string>("id") { Description = "The event id." };
         var command = new Command("show", "Show one event: payload, jobs with every attempt, result.") { id, url, json, source };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var detail = await client.GetAsync($"admin/webhooks/events/{Uri.EscapeDataString(parse.GetValue(id)!)}" + Query(("source", parse.GetValue(source))), ct);
             return (detail, console => RenderDetail(console, detail));
@@ -78,8 +74,8 @@ internal static class WebhooksCommand
 
     private static Command Replay()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var source = Source();
         var id = new Argument<string?>("id") { Description = "The event id to replay (it keeps its id).", Arity = ArgumentArity.ZeroOrOne };
         var allDead = new Option<bool>("--all-dead") { Description = "Replay every dead letter (of --source, or all)." };
@@ -93,7 +89,7 @@ internal static class WebhooksCommand
                 result.AddError("Give an event id or --all-dead (not both).");
             }
         });
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             if (parse.GetValue(allDead))
             {
@@ -109,11 +105,11 @@ internal static class WebhooksCommand
 
     private static Command PurgeDead()
     {
-        var url = Url();
-        var json = Json();
+        var url = AdminCommand.UrlOption();
+        var json = AdminCommand.JsonOption();
         var source = Source();
         var command = new Command("purge-dead", "Delete the dead letters (of --source, or all) for good.") { url, json, source };
-        command.SetAction((parse, ct) => RunAsync(parse, url, json, async client =>
+        command.SetAction((parse, ct) => AdminCommand.RunAsync(parse, url, json, async client =>
         {
             var result = await client.PostAsync("admin/webhooks/dead/purge" + Query(("source", parse.GetValue(source))), null, ct);
             return (result, console => console.MarkupLine($"Purged [green]{Markup.Escape(result["purged"]?.ToString() ?? "0")}[/] dead job(s)."));
@@ -176,41 +172,6 @@ internal static class WebhooksCommand
         }
 
         console.Write(attempts);
-    }
-
-    private static async Task<int> RunAsync(
-        ParseResult parse,
-        Option<string?> url,
-        Option<bool> json,
-        Func<AdminClient, Task<(JsonNode Result, Action<IAnsiConsole> Render)>> action)
-    {
-        var output = parse.InvocationConfiguration.Output;
-        try
-        {
-            using var client = new AdminClient(parse.GetValue(url), null);
-            var (result, render) = await action(client);
-            if (parse.GetValue(json))
-            {
-                await output.WriteLineAsync(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            }
-            else
-            {
-                var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.Detect, ColorSystem = ColorSystemSupport.Detect });
-                if (Console.IsOutputRedirected || output != Console.Out)
-                {
-                    console.Profile.Width = 200;
-                }
-
-                render(console);
-            }
-
-            return 0;
-        }
-        catch (AdminApiException ex)
-        {
-            await parse.InvocationConfiguration.Error.WriteLineAsync($"shepherd: {ex.Message}");
-            return 1;
-        }
     }
 
     private static string Text(JsonNode? node) => Markup.Escape(node?.ToString() ?? "–");
