@@ -154,35 +154,25 @@ public sealed class DeploymentState
         return TimeSpan.FromMilliseconds(copy[(int)Math.Ceiling(0.95 * copy.Length) - 1]);
     }
 
-    /// <summary>A one-minute window in one-second buckets.</summary>
+    /// <summary>A one-minute window in one-second buckets. Not thread-safe: used only under <c>_upstreamGate</c>.</summary>
     private sealed class UsageWindow(long limit)
     {
         private readonly long[] _second = new long[60];
         private readonly long[] _amount = new long[60];
-        private readonly object _gate = new();
 
-        public bool HasRoom(DateTimeOffset now, long amount)
-        {
-            lock (_gate)
-            {
-                return Total(now) + amount <= limit;
-            }
-        }
+        public bool HasRoom(DateTimeOffset now, long amount) => Total(now) + amount <= limit;
 
         public void Add(DateTimeOffset now, long amount)
         {
-            lock (_gate)
+            var second = now.UtcTicks / TimeSpan.TicksPerSecond;
+            var slot = (int)(second % 60);
+            if (_second[slot] != second)
             {
-                var second = now.UtcTicks / TimeSpan.TicksPerSecond;
-                var slot = (int)(second % 60);
-                if (_second[slot] != second)
-                {
-                    _second[slot] = second;
-                    _amount[slot] = 0;
-                }
-
-                _amount[slot] += amount;
+                _second[slot] = second;
+                _amount[slot] = 0;
             }
+
+            _amount[slot] += amount;
         }
 
         private long Total(DateTimeOffset now)
