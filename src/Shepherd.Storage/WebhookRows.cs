@@ -25,7 +25,7 @@ internal static class WebhookRows
         _ => WebhookJobStatus.Skipped,
     };
 
-    public static WebhookJobKind Kind(string text) => text == "deliver" ? WebhookJobKind.Deliver : WebhookJobKind.Process;
+    public static WebhookJobKind Kind(string text) => text == WebhookJobKind.Deliver.Name() ? WebhookJobKind.Deliver : WebhookJobKind.Process;
 
     /// <summary>A job's last error as stored: at most 2,000 characters.</summary>
     public static string? Truncate(string? error) => error is { Length: > 2000 } ? error[..2000] + "…" : error;

@@ -73,6 +73,12 @@ public enum WebhookJobKind
     Deliver,
 }
 
+public static class WebhookJobKindNames
+{
+    /// <summary>The kind's name in the database, the admin API and metrics: <c>process</c> or <c>deliver</c>.</summary>
+    public static string Name(this WebhookJobKind kind) => kind == WebhookJobKind.Process ? "process" : "deliver";
+}
+
 public enum WebhookJobStatus
 {
     /// <summary>Due (or due soon), never tried since it was queued or replayed.</summary>

@@ -21,30 +21,18 @@ public sealed class AdminWebhooksEndpoints(
     TimeProvider time,
     Func<HttpContext, Task<bool>> authorize)
 {
-    public async Task ListAsync(HttpContext context)
+    public Task ListAsync(HttpContext context) => ListAsync(context, forced: null);
+
+    public Task DeadAsync(HttpContext context) => ListAsync(context, WebhookJobStatus.Dead);
+
+    private async Task ListAsync(HttpContext context, WebhookJobStatus? forced)
     {
         if (!await authorize(context))
         {
             return;
         }
 
-        if (!TryListQuery(context, null, out var list, out var error))
-        {
-            await ErrorResponses.WriteAsync(context, error!);
-            return;
-        }
-
-        await WriteListAsync(context, list!);
-    }
-
-    public async Task DeadAsync(HttpContext context)
-    {
-        if (!await authorize(context))
-        {
-            return;
-        }
-
-        if (!TryListQuery(context, WebhookJobStatus.Dead, out var list, out var error))
+        if (!TryListQuery(context, forced, out var list, out var error))
         {
             await ErrorResponses.WriteAsync(context, error!);
             return;
@@ -211,7 +199,7 @@ public sealed class AdminWebhooksEndpoints(
         context.Request.Query["source"].ToString() is { Length: > 0 } source ? source : null;
 
     private static string Describe(WebhookEventDetail detail) =>
-        string.Join(", ", detail.Jobs.Select(j => $"{Kind(j.Kind)} {Status(j.Status)}"));
+        string.Join(", ", detail.Jobs.Select(j => $"{j.Kind.Name()} {Status(j.Status)}"));
 
     internal static WebhookJobStatus? ParseStatus(string text) => text.ToLowerInvariant() switch
     {
@@ -226,7 +214,6 @@ public sealed class AdminWebhooksEndpoints(
 
     private static string Status(WebhookJobStatus status) => status.ToString().ToLowerInvariant();
 
-    private static string Kind(WebhookJobKind kind) => kind == WebhookJobKind.Process ? "process" : "deliver";
 
     private static void WriteSummary(Utf8JsonWriter w, WebhookEventSummary e)
     {
@@ -281,7 +268,7 @@ public sealed class AdminWebhooksEndpoints(
         foreach (var job in e.Jobs)
         {
             w.WriteStartObject();
-            w.WriteString("kind"u8, Kind(job.Kind));
+            w.WriteString("kind"u8, job.Kind.Name());
             w.WriteString("status"u8, Status(job.Status));
             w.WriteNumber("attempts"u8, job.Attempts);
             w.WriteNumber("tries"u8, job.Tries);

@@ -169,9 +169,6 @@ public sealed class WebhookReceiver(WebhookRuntime runtime, WebhookIntake intake
 
     private static bool IsValidId(string id) => id.Length is > 0 and <= MaxIdLength && !id.Any(char.IsControl);
 
-    private WebhookReceipt Reject(WebhookSource source, WebhookRejection rejection, int status, string message)
-    {
-        metrics.Rejected(source.Name, rejection);
-        return new WebhookReceipt(status, rejection, message);
-    }
+    private WebhookReceipt Reject(WebhookSource source, WebhookRejection rejection, int status, string message) =>
+        Refuse(source.Name, rejection, status, message);
 }

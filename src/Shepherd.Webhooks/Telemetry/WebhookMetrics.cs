@@ -56,17 +56,18 @@ public sealed class WebhookMetrics
 
     public void Attempt(string source, WebhookJobKind kind, string outcome, TimeSpan elapsed)
     {
+        var kindName = kind.Name();
         var tags = new TagList
         {
             { "source", source },
-            { "kind", kind == WebhookJobKind.Process ? "process" : "deliver" },
+            { "kind", kindName },
             { "outcome", outcome },
         };
         _attempts.Add(1, tags);
         _processingDuration.Record(elapsed.TotalMilliseconds, tags);
         if (outcome == "dead")
         {
-            _deadLettered.Add(1, new KeyValuePair<string, object?>("source", source), new KeyValuePair<string, object?>("kind", kind == WebhookJobKind.Process ? "process" : "deliver"));
+            _deadLettered.Add(1, new KeyValuePair<string, object?>("source", source), new KeyValuePair<string, object?>("kind", kindName));
         }
     }
 
