@@ -40,6 +40,32 @@ public sealed class RedisServer : IAsyncDisposable
         return await StartProcessAsync(chosen);
     }
 
+    /// <summary>
+    /// A client connected to this server, with the gateway's options but generous timeouts: the gateway's 1 s
+    /// command timeouts (and 2 s connect timeout) are meant to fail over fast in production; in a suite that runs
+    /// in parallel on few cores they would make tests about shared state fail on a stall instead.
+    /// </summary>
+    /// <remarks>Returns only once connected: with <c>AbortOnConnectFail = false</c> a connect can return before it is.</remarks>
+    public async Task<StackExchange.Redis.ConnectionMultiplexer> ConnectAsync()
+    {
+        var options = Shepherd.Storage.Redis.RedisState.Options(Endpoint);
+        options.ConnectTimeout = options.SyncTimeout = options.AsyncTimeout = 30_000;
+        var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(options);
+        var waited = Stopwatch.StartNew();
+        while (!connection.IsConnected)
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                await connection.DisposeAsync();
+                throw new InvalidOperationException($"could not connect to Redis at {Endpoint} within 30 s");
+            }
+
+            await Task.Delay(20);
+        }
+
+        return connection;
+    }
+
     /// <summary>The port of <see cref="Endpoint"/>.</summary>
     public int Port => int.Parse(Endpoint[(Endpoint.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
 

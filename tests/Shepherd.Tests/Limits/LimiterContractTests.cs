@@ -170,7 +170,7 @@ public sealed class RedisLimiterContractTests : LimiterContractTests, IAsyncLife
     public async Task InitializeAsync()
     {
         _server = await RedisServer.StartAsync();
-        _redis = await ConnectionMultiplexer.ConnectAsync(RedisState.Options(_server.Endpoint));
+        _redis = await _server.ConnectAsync();
     }
 
     public async Task DisposeAsync()

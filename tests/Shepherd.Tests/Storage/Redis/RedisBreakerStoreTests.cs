@@ -1,6 +1,7 @@
 namespace Shepherd.Tests.Storage.Redis;
 
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Shepherd.Configuration;
@@ -32,22 +33,47 @@ public sealed class RedisBreakerStoreTests : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    /// <summary>One instance: its own connection, state and store, in step with Redis.</summary>
-    private async Task<RedisBreakerStore> InstanceAsync(string? endpoint = null)
+    /// <summary>One instance: its own connection, state and store, subscribed and in step with Redis.</summary>
+    private async Task<RedisBreakerStore> InstanceAsync()
     {
-        // The gateway's 1 s command timeouts drop a shared update when a loaded machine stalls the client that long
-        // (by design: the breaker already decided locally). These tests are about what is shared, not about stalls.
-        var options = RedisState.Options(endpoint ?? _server.Endpoint);
-        if (endpoint is null)
-        {
-            options.AsyncTimeout = options.SyncTimeout = 30_000;
-        }
+        var (state, log) = await StateAsync();
+        var store = new RedisBreakerStore(state, Settings, _time);
+        await InStepAsync(state, log);
+        return store;
+    }
 
-        var connection = await ConnectionMultiplexer.ConnectAsync(options);
+    private async Task<(RedisState State, LogCapture Log)> StateAsync()
+    {
+        var connection = await _server.ConnectAsync();
+        _connections.Add(connection);
+        var log = new LogCapture();
+        using var logging = LoggerFactory.Create(builder => builder.AddProvider(log));
+        return (new RedisState(connection, new StateConfig { Redis = _server.Endpoint, Prefix = _prefix }, _time, logging.CreateLogger<RedisState>()), log);
+    }
+
+    /// <summary>
+    /// Not subscribed, an instance would never hear the others: a test about sharing must not start before. The
+    /// subscription has a connection of its own that may come up after the first, so (like the gateway's 250 ms
+    /// tick) this tries again until the instance is in step.
+    /// </summary>
+    private static async Task InStepAsync(RedisState state, LogCapture log)
+    {
+        var waited = Stopwatch.StartNew();
+        while (!await state.SyncAsync(CancellationToken.None))
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "instance did not get in step with Redis: " + string.Join(" | ", log.Lines));
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>An instance whose Redis is not there (nothing listens on the port).</summary>
+    private async Task<RedisBreakerStore> UnreachableInstanceAsync()
+    {
+        var connection = await ConnectionMultiplexer.ConnectAsync(RedisState.Options($"127.0.0.1:{RedisServer.FreePort()},connectTimeout=200,syncTimeout=200,asyncTimeout=200"));
         _connections.Add(connection);
         var state = new RedisState(connection, new StateConfig { Redis = _server.Endpoint, Prefix = _prefix }, _time, NullLogger<RedisState>.Instance);
         var store = new RedisBreakerStore(state, Settings, _time);
-        await state.SyncAsync(CancellationToken.None);
+        Assert.False(await state.SyncAsync(CancellationToken.None));
         return store;
     }
 
@@ -181,15 +207,13 @@ public sealed class RedisBreakerStoreTests : IAsyncLifetime
         await DrainedAsync(a);
 
         // A new instance: its breakers and keys are created before it syncs, as in the gateway.
-        var connection = await ConnectionMultiplexer.ConnectAsync(RedisState.Options(_server.Endpoint));
-        _connections.Add(connection);
-        var state = new RedisState(connection, new StateConfig { Redis = _server.Endpoint, Prefix = _prefix }, _time, NullLogger<RedisState>.Instance);
+        var (state, log) = await StateAsync();
         var late = new RedisBreakerStore(state, Settings, _time);
         var ringLate = new UpstreamKeyRing(["sk-one", "sk-two"], "p", late);
         var breaker = late.Get("deployment:p/m");
         Assert.Equal(BreakerState.Closed, breaker.Snapshot(_time.GetUtcNow()).State);
 
-        Assert.True(await state.SyncAsync(CancellationToken.None));
+        await InStepAsync(state, log);
 
         Assert.Equal(BreakerState.Open, breaker.Snapshot(_time.GetUtcNow()).State);
         Assert.False(ringLate.Keys[0].IsDead);
@@ -215,7 +239,7 @@ public sealed class RedisBreakerStoreTests : IAsyncLifetime
     [Fact]
     public async Task RedisDown_BreakersWorkLocally()
     {
-        var dead = await InstanceAsync($"127.0.0.1:{RedisServer.FreePort()},connectTimeout=200,syncTimeout=200,asyncTimeout=200");
+        var dead = await UnreachableInstanceAsync();
         var breaker = dead.Get("deployment:p/m");
         for (var i = 0; i < 5; i++)
         {

@@ -18,7 +18,7 @@ public sealed class RedisLimiterTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server = await RedisServer.StartAsync();
-        _redis = await ConnectionMultiplexer.ConnectAsync(_server.Endpoint);
+        _redis = await _server.ConnectAsync();
     }
 
     public async Task DisposeAsync()
