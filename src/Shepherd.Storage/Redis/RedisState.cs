@@ -105,7 +105,9 @@ public sealed partial class RedisState : BackgroundService
             return true;
         }
 
-        if (!Connection.IsConnected)
+        // The subscription has a connection of its own that can come up after the first: until it is, subscribing
+        // would only fail (and warn); the next tick tries again.
+        if (!Connection.IsConnected || !Connection.GetSubscriber().IsConnected())
         {
             return false;
         }
