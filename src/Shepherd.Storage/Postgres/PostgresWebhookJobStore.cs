@@ -31,8 +31,6 @@ using Shepherd.Webhooks;
 /// </remarks>
 public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhookJobStore, IWebhookEventQuery
 {
-    private const decimal NanosPerDollar = 1_000_000_000m;
-
     /// <summary>Raises <c>synchronous_commit</c> for this transaction when it is off (a setting meant for other workloads must not weaken an acknowledgement).</summary>
     private const string DurableCommit = "SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'";
 
@@ -514,7 +512,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         p.AddWithValue("finish", NpgsqlDbType.Text, (object?)result?.FinishReason ?? DBNull.Value);
         p.AddWithValue("prompt", NpgsqlDbType.Integer, result?.PromptTokens ?? 0);
         p.AddWithValue("completion", NpgsqlDbType.Integer, result?.CompletionTokens ?? 0);
-        p.AddWithValue("cost", NpgsqlDbType.Bigint, result is null ? 0L : (long)decimal.Round(result.CostUsd * NanosPerDollar));
+        p.AddWithValue("cost", NpgsqlDbType.Bigint, result is null ? 0L : UsageRows.ToNanos(result.CostUsd));
         p.AddWithValue("latency", NpgsqlDbType.Double, result?.LatencyMs ?? 0d);
         p.AddWithValue("request", NpgsqlDbType.Text, (object?)result?.RequestId ?? DBNull.Value);
         p.AddWithValue("completed", NpgsqlDbType.TimestampTz, (result?.CompletedAt ?? now).UtcDateTime);
@@ -587,7 +585,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         FinishReason = reader.IsDBNull(first + 2) ? null : reader.GetString(first + 2),
         PromptTokens = reader.GetInt32(first + 3),
         CompletionTokens = reader.GetInt32(first + 4),
-        CostUsd = reader.GetInt64(first + 5) / NanosPerDollar,
+        CostUsd = reader.GetInt64(first + 5) / UsageRows.NanosPerDollar,
         LatencyMs = reader.GetDouble(first + 6),
         RequestId = reader.GetString(first + 7),
         CompletedAt = At(reader, first + 8),

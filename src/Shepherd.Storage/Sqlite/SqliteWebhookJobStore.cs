@@ -17,8 +17,6 @@ using Shepherd.Webhooks;
 /// </remarks>
 public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJobStore, IWebhookEventQuery, IAsyncDisposable
 {
-    private const decimal NanosPerDollar = 1_000_000_000m;
-
     private readonly SqliteGroupWriter _writer = new(database);
 
     /// <summary>Write transactions committed so far (operations per commit = the batching achieved).</summary>
@@ -190,7 +188,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
                 insert.Parameters.AddWithValue("$finish", (object?)result.FinishReason ?? DBNull.Value);
                 insert.Parameters.AddWithValue("$prompt", result.PromptTokens);
                 insert.Parameters.AddWithValue("$completion", result.CompletionTokens);
-                insert.Parameters.AddWithValue("$cost", (long)decimal.Round(result.CostUsd * NanosPerDollar));
+                insert.Parameters.AddWithValue("$cost", UsageRows.ToNanos(result.CostUsd));
                 insert.Parameters.AddWithValue("$latency", result.LatencyMs);
                 insert.Parameters.AddWithValue("$request", result.RequestId);
                 insert.Parameters.AddWithValue("$at", result.CompletedAt.ToUnixTimeMilliseconds());
@@ -522,7 +520,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             FinishReason = reader.IsDBNull(2) ? null : reader.GetString(2),
             PromptTokens = reader.GetInt32(3),
             CompletionTokens = reader.GetInt32(4),
-            CostUsd = reader.GetInt64(5) / NanosPerDollar,
+            CostUsd = reader.GetInt64(5) / UsageRows.NanosPerDollar,
             LatencyMs = reader.GetDouble(6),
             RequestId = reader.GetString(7),
             CompletedAt = FromMs(reader.GetInt64(8)),
