@@ -506,7 +506,7 @@ public sealed partial class FakeAnthropic : IAsyncDisposable
 
             if (fault.StallAfterEvents == i)
             {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                await (fault.StallUntil ?? Task.Delay(Timeout.Infinite)).WaitAsync(context.RequestAborted);
             }
 
             if (ErrorEventAfter == i)

@@ -355,7 +355,7 @@ public sealed class FakeGemini : IAsyncDisposable
 
             if (fault.StallAfterEvents == i)
             {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                await (fault.StallUntil ?? Task.Delay(Timeout.Infinite)).WaitAsync(context.RequestAborted);
             }
 
             if (ErrorAfterEvents == i)

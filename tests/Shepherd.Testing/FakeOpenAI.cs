@@ -239,7 +239,7 @@ public sealed class FakeOpenAI : IAsyncDisposable
 
             if (fault.StallAfterEvents == i)
             {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                await (fault.StallUntil ?? Task.Delay(Timeout.Infinite)).WaitAsync(context.RequestAborted);
             }
 
             await context.Response.WriteAsync($"data: {events[i]}\n\n", context.RequestAborted);

@@ -120,6 +120,9 @@ public sealed record Fault
     /// <summary>For streams: stop sending (but keep the connection open) after this many events.</summary>
     public int? StallAfterEvents { get; init; }
 
+    /// <summary>For streams with <see cref="StallAfterEvents"/>: send the rest once this task completes (without it, never).</summary>
+    public Task? StallUntil { get; init; }
+
     /// <summary>Abort the connection without any answer.</summary>
     public bool DropConnection { get; init; }
 

@@ -270,7 +270,7 @@ public sealed record RoutingConfig
     /// <summary>Upstream attempts per request at most (the first included), across deployments, keys and fallbacks.</summary>
     public int MaxAttempts { get; init; } = 4;
 
-    /// <summary>Time a request may spend on attempts and backoff before it fails (for streams: until the first byte).</summary>
+    /// <summary>Time a request may take until it is decided (attempts in flight, backoff, fallbacks) before it fails with 504; for a stream: until its first content.</summary>
     public int DeadlineMs { get; init; } = 120_000;
 
     /// <summary>Backoff before retrying a deployment already tried: exponential from this base, full jitter.</summary>

@@ -5,28 +5,60 @@ using Shepherd.Errors;
 using Shepherd.Providers;
 
 /// <summary>
-/// The cancellation of one attempt: the client's abort, a hedging race decided elsewhere, and a deadline that runs on
-/// the gateway's clock (a linked source would time it by the system clock, unlike every other wait of the executor).
+/// The cancellation of one attempt: the client's abort, a hedging race decided elsewhere, and the request's deadline
+/// (<c>routing.deadline_ms</c>), which bounds the attempt until it is committed (a whole answer, or a stream up to its
+/// first content) together with any shorter timeout the attempt sets. Timers run on the gateway's clock (a linked
+/// source would time them by the system clock, unlike every other wait of the executor).
 /// </summary>
 internal sealed class AttemptCancellation : IDisposable
 {
     private readonly CancellationTokenSource _source;
+    private readonly TimeProvider _time;
+    private readonly DateTimeOffset _deadline;
+    private readonly CancellationToken _clientToken;
+    private readonly CancellationToken _raceToken;
     private readonly CancellationTokenRegistration _client;
     private readonly CancellationTokenRegistration _race;
 
-    public AttemptCancellation(TimeProvider time, CancellationToken client, CancellationToken race = default)
+    public AttemptCancellation(TimeProvider time, DateTimeOffset deadline, CancellationToken client, CancellationToken race = default)
     {
+        _time = time;
+        _deadline = deadline;
+        _clientToken = client;
+        _raceToken = race;
         _source = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         _client = client.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
         _race = race.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
+        CancelAfter(deadline - time.GetUtcNow());
     }
 
     public CancellationToken Token => _source.Token;
 
     public bool IsCancellationRequested => _source.IsCancellationRequested;
 
-    /// <summary>Cancels after <paramref name="delay"/> on the gateway's clock; <see cref="Timeout.InfiniteTimeSpan"/> stops the timer.</summary>
-    public void CancelAfter(TimeSpan delay) => _source.CancelAfter(delay);
+    /// <summary>Cancelled because the request's deadline passed (not by the client or a race).</summary>
+    public bool DeadlinePassed =>
+        _source.IsCancellationRequested && !_clientToken.IsCancellationRequested && !_raceToken.IsCancellationRequested && _time.GetUtcNow() >= _deadline;
+
+    /// <summary>
+    /// Cancels after <paramref name="delay"/> on the gateway's clock, or at the deadline if that comes first;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> stops the timer (the attempt is committed: the deadline no longer applies).
+    /// </summary>
+    public void CancelAfter(TimeSpan delay)
+    {
+        if (delay != Timeout.InfiniteTimeSpan)
+        {
+            var left = _deadline - _time.GetUtcNow();
+            delay = left < delay ? left : delay;
+            delay = delay < TimeSpan.Zero ? TimeSpan.Zero : delay;
+        }
+
+        _source.CancelAfter(delay);
+    }
+
+    /// <summary>What the client is told when the deadline ended an attempt.</summary>
+    public static UpstreamFailure DeadlineFailure(string provider) =>
+        new(FailureClass.Timeout, 0, $"The request's deadline (routing.deadline_ms) passed before the upstream provider '{provider}' answered.", "server_error", "timeout");
 
     public void Dispose()
     {
@@ -127,7 +159,9 @@ internal sealed class StreamKind : AttemptKind<ChatStream>
                 await stream.DisposeAsync().ConfigureAwait(false);
             }
 
-            return new UpstreamFailure(FailureClass.Timeout, 0, $"The upstream provider '{deployment.Handle.Name}' sent no first token in time.", "server_error", "timeout");
+            return attempt.DeadlinePassed
+                ? AttemptCancellation.DeadlineFailure(deployment.Handle.Name)
+                : new UpstreamFailure(FailureClass.Timeout, 0, $"The upstream provider '{deployment.Handle.Name}' sent no first token in time.", "server_error", "timeout");
         }
         catch
         {

@@ -161,7 +161,7 @@ public sealed partial class ChatExecutor
         var started = _time.GetUtcNow();
         var deadline = started + TimeSpan.FromMilliseconds(_routing.DeadlineMs);
         Budget.OnRequest(started);
-        var state = new RunState<T>();
+        var state = new RunState<T> { Deadline = deadline };
         var chain = options.Fallbacks ?? requested.Fallbacks;
 
         for (var c = -1; c < chain.Count; c++)
@@ -183,7 +183,7 @@ public sealed partial class ChatExecutor
             // Only the last model of the chain retries deployments it already tried: before it, the next model is the
             // retry, and retrying here would spend the attempts the fallbacks need.
             var last = c == chain.Count - 1;
-            var result = await RunModelAsync(request, requested, model, options, kind, state, deadline, last, cancellationToken).ConfigureAwait(false);
+            var result = await RunModelAsync(request, requested, model, options, kind, state, last, cancellationToken).ConfigureAwait(false);
             if (result is { } done)
             {
                 return done;
@@ -216,7 +216,6 @@ public sealed partial class ChatExecutor
         ExecutionOptions options,
         AttemptKind<T> kind,
         RunState<T> state,
-        DateTimeOffset deadline,
         bool lastInChain,
         CancellationToken cancellationToken)
         where T : class
@@ -228,6 +227,7 @@ public sealed partial class ChatExecutor
         var tried = new bool[count];
         var retriedAfter = new TimeSpan?[count];
         var hedgeFirst = model.Config.Hedging is not null && state.Attempts == 0;
+        var deadline = state.Deadline;
 
         // Passes over the ordered deployments: a deployment is tried again (after backoff) in a later pass.
         var passes = lastInChain ? _routing.MaxAttempts : 1;
@@ -481,7 +481,7 @@ public sealed partial class ChatExecutor
         options.OnRoute?.Invoke(route);
         var span = _tracing?.StartAttempt(deployment, key, state.Attempts);
         var call = new UpstreamCall(request, deployment.UpstreamModel, key.Secret, model.Config.MaxOutputTokens ?? 4096);
-        var attempt = new AttemptCancellation(_time, cancellationToken, race?.Token ?? default);
+        var attempt = new AttemptCancellation(_time, state.Deadline, cancellationToken, race?.Token ?? default);
         var started = Stopwatch.GetTimestamp();
         UpstreamOutcome<T> outcome;
         try
@@ -499,9 +499,13 @@ public sealed partial class ChatExecutor
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            // A hedging race was decided elsewhere: this attempt was cancelled, not failed.
+            // The request's deadline passed, or a hedging race was decided elsewhere: cancelled, not failed (neither
+            // says anything about the deployment).
+            var outOfTime = attempt.DeadlinePassed;
             Abandon();
-            return (UpstreamOutcome<T>.Failed(new UpstreamFailure(FailureClass.Transient, 0, "cancelled: another attempt won")), route);
+            return (UpstreamOutcome<T>.Failed(outOfTime
+                ? AttemptCancellation.DeadlineFailure(deployment.Handle.Name)
+                : new UpstreamFailure(FailureClass.Transient, 0, "cancelled: another attempt won")), route);
         }
         catch
         {
@@ -541,10 +545,12 @@ public sealed partial class ChatExecutor
 
         ShepherdTracing.EndAttempt(span, outcome.Failure, cancelled: lostRace);
         deployment.State.Exit();
+        var deadlinePassed = attempt.DeadlinePassed;
         attempt.Dispose();
-        if (lostRace)
+        if (lostRace || deadlinePassed)
         {
-            // A hedging loser: cancelled because another attempt won, which says nothing about this deployment.
+            // A hedging loser (cancelled because another attempt won) or the request out of time: neither says
+            // anything about this deployment.
             deployment.State.Breaker.OnAbandoned(probe);
         }
         else
@@ -786,6 +792,9 @@ public sealed partial class ChatExecutor
         public TimeSpan? RetryAfter;
         public int OverflowWindow;
         public bool Stop;
+
+        /// <summary>When the request must be decided (<c>routing.deadline_ms</c> after it started).</summary>
+        public DateTimeOffset Deadline;
     }
 
     /// <summary>Typed, so the decided execution (a struct) is stored without boxing.</summary>
