@@ -154,6 +154,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
                 promptTokens = gateway.Admission.EstimatePrompt(chat);
             }
 
+            request.PromptTokensCounted = promptTokens;
             var decision = await gateway.Admission.AdmitAsync(caller, chat, model, promptTokens, context.RequestAborted);
             if (caller.Key is { } limited && (limited.Record.Rpm is not null || limited.Record.Tpm is not null))
             {
@@ -262,7 +263,7 @@ public sealed class ChatCompletionsEndpoint(GatewayServices gateway)
         {
             using var text = new PooledBuffer(1024);
             OpenAIWire.AppendDeltaText(completion.Json.Span, text);
-            usage = new Usage(gateway.Estimator.EstimatePrompt(chat), gateway.Estimator.Count(text.WrittenSpan));
+            usage = new Usage(request.PromptTokensCounted ?? gateway.Estimator.EstimatePrompt(chat), gateway.Estimator.Count(text.WrittenSpan));
             request.UsageEstimated = true;
         }
 

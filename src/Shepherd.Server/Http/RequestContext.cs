@@ -26,6 +26,10 @@ public sealed class RequestContext
 
     public Usage Usage { get; set; }
 
+    /// <summary>The prompt's token count as sent, when the gateway already made one (routing rules, context window,
+    /// limits): reused if the provider reports no usage, rather than tokenising the prompt again.</summary>
+    public int? PromptTokensCounted { get; set; }
+
     /// <summary>The usage was counted by the gateway because the provider reported none.</summary>
     public bool UsageEstimated { get; set; }
 

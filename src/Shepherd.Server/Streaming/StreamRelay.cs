@@ -41,7 +41,7 @@ internal sealed class StreamRelay(GatewayServices gateway)
         var identity = chat.IncludeUsage ? EstimatedUsageChunk.Read(stream.Current.Json.Span) : default;
 
         // The usage when the provider reported none: the prompt estimate and the tokens of what was relayed.
-        Usage Estimate() => estimate ??= new Usage(gateway.Estimator.EstimatePrompt(chat), relayed is null ? 0 : gateway.Estimator.Count(relayed.WrittenSpan));
+        Usage Estimate() => estimate ??= new Usage(request.PromptTokensCounted ?? gateway.Estimator.EstimatePrompt(chat), relayed is null ? 0 : gateway.Estimator.Count(relayed.WrittenSpan));
         try
         {
             while (true)

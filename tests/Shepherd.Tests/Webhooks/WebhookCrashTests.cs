@@ -27,7 +27,7 @@ public sealed class WebhookCrashTests
             providers:
               - name: sim
                 type: simulated
-                simulated: { time_to_first_token_ms: 50, completion_tokens: 5 }
+                simulated: { time_to_first_token_ms: 100, completion_tokens: 5 }
             models:
               - name: deepseek-v3.2
                 deployments: [ { provider: sim } ]
@@ -67,8 +67,12 @@ public sealed class WebhookCrashTests
                     }
                 }));
 
-                // Processing is slower than intake (16 workers, 50 ms a call): let some finish, then kill mid-flight.
-                await WaitUntilAsync(() => Task.FromResult(Count(database, "SELECT COUNT(*) FROM webhook_results") >= 50), 30_000);
+                // Processing is slower than intake (16 workers, 100 ms a call): let some finish, then kill mid-flight,
+                // at a moment jobs are seen leased (on a loaded machine, calls may also be failing and waiting for
+                // their retry, with nothing leased for a while).
+                await WaitUntilAsync(
+                    () => Task.FromResult(Count(database, "SELECT COUNT(*) FROM webhook_results") >= 50 && Count(database, "SELECT COUNT(*) FROM webhook_jobs WHERE status = 'leased'") > 0),
+                    30_000);
                 await first.KillAsync();
             }
 

@@ -23,7 +23,7 @@ public sealed class AnthropicEndToEndTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _upstream = await FakeAnthropic.StartAsync();
-        _gateway = await StartGatewayAsync(_upstream.BaseUrl, firstByteMs: 5000, idleMs: 5000);
+        _gateway = await StartGatewayAsync(_upstream.BaseUrl, firstByteMs: 30000, idleMs: 30000);
     }
 
     public async Task DisposeAsync()
@@ -111,7 +111,7 @@ public sealed class AnthropicEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task NonStreamed_BaseUrlAlreadyEndingInV1_StillPostsToV1Messages()
     {
-        await using var gateway = await StartGatewayAsync(_upstream.BaseUrl + "/v1/", firstByteMs: 5000, idleMs: 5000);
+        await using var gateway = await StartGatewayAsync(_upstream.BaseUrl + "/v1/", firstByteMs: 30000, idleMs: 30000);
         var response = await gateway.Client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","messages":[{"role":"user","content":"hi"}]}"""));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("/v1/messages", _upstream.Server.LastRequest.Path);

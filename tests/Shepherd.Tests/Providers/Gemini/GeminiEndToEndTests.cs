@@ -23,20 +23,25 @@ public sealed class GeminiEndToEndTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _upstream = await FakeGemini.StartAsync();
-        _gateway = await GatewayHost.StartAsync($$"""
+        _gateway = await StartGatewayAsync(timeoutMs: 30_000);
+    }
+
+    /// <summary>A gateway in front of the fake; only the timeout tests use short timeouts (a loaded machine must not
+    /// turn a slow moment into a failed answer elsewhere).</summary>
+    private Task<GatewayHost> StartGatewayAsync(int timeoutMs) =>
+        GatewayHost.StartAsync($$"""
             providers:
               - name: gem
                 type: gemini
                 base_url: {{_upstream.BaseUrl}}
                 api_keys: [ {{_upstream.ApiKey}} ]
                 headers: { x-goog-user-project: shepherd-tests }
-                timeouts: { connect_ms: 1000, first_byte_ms: 1500, idle_ms: 1500 }
+                timeouts: { connect_ms: 5000, first_byte_ms: {{timeoutMs}}, idle_ms: {{timeoutMs}} }
             models:
               - name: gemini-test
                 deployments:
                   - { provider: gem, model: gemini-2.5-flash }
             """);
-    }
 
     public async Task DisposeAsync()
     {
@@ -326,8 +331,9 @@ public sealed class GeminiEndToEndTests : IAsyncLifetime
     [InlineData(true)]
     public async Task NoAnswerInTime_504(bool stream)
     {
+        await using var quick = await StartGatewayAsync(timeoutMs: 1500);
         _upstream.Faults.Then(new Fault { DelayBeforeHeaders = TimeSpan.FromSeconds(30) });
-        var response = await PostAsync($$"""{"model":"gemini-test","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"hi"}]}""");
+        var response = await quick.Client.PostAsync("/v1/chat/completions", Json($$"""{"model":"gemini-test","stream":{{(stream ? "true" : "false")}},"messages":[{"role":"user","content":"hi"}]}"""));
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal("timeout", (await BodyAsync(response)).GetProperty("error").GetProperty("code").GetString());
@@ -353,8 +359,9 @@ public sealed class GeminiEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task StalledStream_InBandTimeoutError()
     {
+        await using var quick = await StartGatewayAsync(timeoutMs: 1500);
         _upstream.Faults.Then(new Fault { StallAfterEvents = 1 });
-        var response = await PostAsync("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"hi"}]}""");
+        var response = await quick.Client.PostAsync("/v1/chat/completions", Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"hi"}]}"""));
 
         var events = Sse.DataEvents(await response.Content.ReadAsStringAsync());
         Assert.Equal("timeout", JsonDocument.Parse(events[^1]).RootElement.GetProperty("error").GetProperty("code").GetString());
