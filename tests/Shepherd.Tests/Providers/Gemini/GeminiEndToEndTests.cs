@@ -371,7 +371,8 @@ public sealed class GeminiEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task ClientDisconnectMidStream_UpstreamConnectionCancelled()
     {
-        _upstream.Faults.Then(new Fault { DelayBetweenEvents = TimeSpan.FromSeconds(1) });
+        // The upstream sends a little, then holds the stream open: only the gateway giving up on it can end it.
+        _upstream.Faults.Then(new Fault { StallAfterEvents = 2 });
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
         {
             Content = Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"hi"}]}"""),
