@@ -3,6 +3,7 @@ namespace Shepherd.Tests.Accounting;
 using System.Text;
 using Microsoft.ML.Tokenizers;
 using Shepherd.Accounting;
+using Shepherd.Chat;
 
 public sealed class TokenEstimatorTests
 {
@@ -62,5 +63,33 @@ public sealed class TokenEstimatorTests
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    /// <summary>
+    /// The context window manager counts a truncated prompt as the whole minus the dropped messages, and that count
+    /// is what usage falls back on when a provider reports none: it must equal counting the truncated request anew.
+    /// </summary>
+    [Fact]
+    public void EstimatePrompt_WithoutSomeMessages_IsTheWholeMinusThoseMessages()
+    {
+        string[] messages =
+        [
+            """{"role":"system","content":"You are terse."}""",
+            """{"role":"user","content":"Grüße aus München, what is 2+2?","name":"ana"}""",
+            """{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"add","arguments":"{\"a\":2,\"b\":2}"}}]}""",
+            """{"role":"tool","tool_call_id":"c1","content":"4"}""",
+            """{"role":"user","content":[{"type":"text","text":"And 日本語?"},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}""",
+        ];
+        const string Tools = ""","tools":[{"type":"function","function":{"name":"add","parameters":{"type":"object"}}}]""";
+        ChatRequest Request(IEnumerable<string> kept) =>
+            ChatRequestParser.Parse(Encoding.UTF8.GetBytes($$"""{"model":"m","messages":[{{string.Join(",", kept)}}]{{Tools}}}"""), out _)!;
+
+        var whole = TokenEstimator.Default.EstimatePrompt(Request(messages));
+        for (var dropped = 1; dropped < messages.Length; dropped++)
+        {
+            var less = whole - messages[..dropped].Sum(m => TokenEstimator.Default.EstimateMessage(Encoding.UTF8.GetBytes(m)));
+
+            Assert.Equal(TokenEstimator.Default.EstimatePrompt(Request(messages[dropped..])), less);
+        }
     }
 }
