@@ -13,18 +13,7 @@ public sealed class BreakerEndToEndTests
         await using var upstream = await FakeOpenAI.StartAsync();
         upstream.Faults.Then(Fault.WithStatus(500));
         var time = RoutingKit.Clock();
-        await using var gateway = await GatewayHost.StartAsync($"""
-            routing:
-              max_attempts: 3
-              backoff_base_ms: 0
-              health_probe_interval_s: 0
-              breaker: {"{"} consecutive_failures: 1, cooldown_s: 30 {"}"}
-            providers:
-            {RoutingKit.Provider("p", upstream)}
-            models:
-              - name: m
-                deployments: [ {"{"} provider: p, model: up {"}"} ]
-            """, time);
+        await using var gateway = await GatewayHost.StartAsync(RoutingKit.OneModel(upstream, "{ max_attempts: 3, backoff_base_ms: 0, health_probe_interval_s: 0, breaker: { consecutive_failures: 1, cooldown_s: 30 } }"), time);
 
         var failed = await RoutingKit.SendAsync(gateway, "m");
         Assert.Equal(502, failed.Status);
@@ -58,18 +47,7 @@ public sealed class BreakerEndToEndTests
         await using var upstream = await FakeOpenAI.StartAsync();
         upstream.Faults.Always(Fault.WithStatus(503));
         var time = RoutingKit.Clock();
-        await using var gateway = await GatewayHost.StartAsync($"""
-            routing:
-              max_attempts: 3
-              backoff_base_ms: 0
-              health_probe_interval_s: 0
-              breaker: {"{"} consecutive_failures: 2, cooldown_s: 5 {"}"}
-            providers:
-            {RoutingKit.Provider("p", upstream)}
-            models:
-              - name: m
-                deployments: [ {"{"} provider: p, model: up {"}"} ]
-            """, time);
+        await using var gateway = await GatewayHost.StartAsync(RoutingKit.OneModel(upstream, "{ max_attempts: 3, backoff_base_ms: 0, health_probe_interval_s: 0, breaker: { consecutive_failures: 2, cooldown_s: 5 } }"), time);
 
         Assert.Equal(502, (await RoutingKit.SendAsync(gateway, "m")).Status);
         Assert.Equal(2, upstream.Server.StartedCount);

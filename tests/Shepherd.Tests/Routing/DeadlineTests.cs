@@ -9,14 +9,7 @@ using Shepherd.Testing;
 /// </summary>
 public sealed class DeadlineTests
 {
-    private static string Yaml(FakeOpenAI upstream) => $"""
-        routing: {"{"} max_attempts: 3, deadline_ms: 5000, backoff_base_ms: 0, health_probe_interval_s: 0 {"}"}
-        providers:
-        {RoutingKit.Provider("p", upstream)}
-        models:
-          - name: m
-            deployments: [ {"{"} provider: p, model: up {"}"} ]
-        """;
+    private static string Yaml(FakeOpenAI upstream) => RoutingKit.OneModel(upstream, "{ max_attempts: 3, deadline_ms: 5000, backoff_base_ms: 0, health_probe_interval_s: 0 }");
 
     [Theory]
     [InlineData(false)]

@@ -12,14 +12,7 @@ public sealed class KeyRotationTests
     {
         await using var upstream = await FakeOpenAI.StartAsync();
         upstream.RefuseKey("sk-key-1");
-        await using var gateway = await GatewayHost.StartAsync($"""
-            routing: {"{"} max_attempts: 3, backoff_base_ms: 0, health_probe_interval_s: 0 {"}"}
-            providers:
-            {RoutingKit.Provider("p", upstream, "[ sk-key-0, sk-key-1 ]")}
-            models:
-              - name: m
-                deployments: [ {"{"} provider: p, model: up {"}"} ]
-            """);
+        await using var gateway = await GatewayHost.StartAsync(RoutingKit.OneModel(upstream, "{ max_attempts: 3, backoff_base_ms: 0, health_probe_interval_s: 0 }", "[ sk-key-0, sk-key-1 ]"));
 
         // Round-robin reaches the refused key within two requests; both requests succeed.
         var first = await RoutingKit.SendAsync(gateway, "m");
@@ -78,14 +71,7 @@ public sealed class KeyRotationTests
         await using var upstream = await FakeOpenAI.StartAsync();
         upstream.RefuseKey("sk-key-0");
         upstream.RefuseKey("sk-key-1");
-        await using var gateway = await GatewayHost.StartAsync($"""
-            routing: {"{"} max_attempts: 4, backoff_base_ms: 0, health_probe_interval_s: 0 {"}"}
-            providers:
-            {RoutingKit.Provider("p", upstream, "[ sk-key-0, sk-key-1 ]")}
-            models:
-              - name: m
-                deployments: [ {"{"} provider: p, model: up {"}"} ]
-            """);
+        await using var gateway = await GatewayHost.StartAsync(RoutingKit.OneModel(upstream, "{ max_attempts: 4, backoff_base_ms: 0, health_probe_interval_s: 0 }", "[ sk-key-0, sk-key-1 ]"));
 
         var answer = await RoutingKit.SendAsync(gateway, "m");
 
@@ -113,14 +99,7 @@ public sealed class KeyRotationTests
             upstream.RefuseKey($"sk-key-{i}");
         }
 
-        await using var gateway = await GatewayHost.StartAsync($"""
-            routing: {"{"} max_attempts: 2, backoff_base_ms: 0, health_probe_interval_s: 0 {"}"}
-            providers:
-            {RoutingKit.Provider("p", upstream, "[ sk-key-0, sk-key-1, sk-key-2, sk-key-3, sk-key-4 ]")}
-            models:
-              - name: m
-                deployments: [ {"{"} provider: p, model: up {"}"} ]
-            """);
+        await using var gateway = await GatewayHost.StartAsync(RoutingKit.OneModel(upstream, "{ max_attempts: 2, backoff_base_ms: 0, health_probe_interval_s: 0 }", "[ sk-key-0, sk-key-1, sk-key-2, sk-key-3, sk-key-4 ]"));
 
         var answer = await RoutingKit.SendAsync(gateway, "m");
 

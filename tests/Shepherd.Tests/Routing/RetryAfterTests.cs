@@ -5,14 +5,7 @@ using Shepherd.Testing;
 /// <summary>An upstream's retry-after is honoured on the gateway's clock: the retry waits at least that long.</summary>
 public sealed class RetryAfterTests
 {
-    private static string Yaml(FakeOpenAI upstream) => $"""
-        routing: {"{"} max_attempts: 3, backoff_base_ms: 0, health_probe_interval_s: 0 {"}"}
-        providers:
-        {RoutingKit.Provider("p", upstream)}
-        models:
-          - name: m
-            deployments: [ {"{"} provider: p, model: up {"}"} ]
-        """;
+    private static string Yaml(FakeOpenAI upstream) => RoutingKit.OneModel(upstream, "{ max_attempts: 3, backoff_base_ms: 0, health_probe_interval_s: 0 }");
 
     [Theory]
     [InlineData("retry-after", "3", 3000, false)]
@@ -43,14 +36,7 @@ public sealed class RetryAfterTests
         await using var upstream = await FakeOpenAI.StartAsync();
         upstream.Faults.Always(Fault.WithStatus(429, FakeOpenAI.Error(429, "slow down", "requests", "rate_limit_exceeded"), ("retry-after", "60")));
         var time = RoutingKit.Clock();
-        await using var gateway = await GatewayHost.StartAsync($"""
-            routing: {"{"} max_attempts: 3, deadline_ms: 10000, backoff_base_ms: 0, health_probe_interval_s: 0 {"}"}
-            providers:
-            {RoutingKit.Provider("p", upstream)}
-            models:
-              - name: m
-                deployments: [ {"{"} provider: p, model: up {"}"} ]
-            """, time);
+        await using var gateway = await GatewayHost.StartAsync(RoutingKit.OneModel(upstream, "{ max_attempts: 3, deadline_ms: 10000, backoff_base_ms: 0, health_probe_interval_s: 0 }"), time);
 
         var answer = await RoutingKit.SendAsync(gateway, "m");
 

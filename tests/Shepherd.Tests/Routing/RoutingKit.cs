@@ -27,6 +27,17 @@ internal static class RoutingKit
 
         """;
 
+    /// <summary>The usual set-up: <paramref name="routing"/> (a YAML mapping), one provider <c>p</c> in front of the
+    /// fake and one model <c>m</c> on it.</summary>
+    public static string OneModel(FakeOpenAI fake, string routing, string keys = "[ sk-upstream-1 ]") => $"""
+        routing: {routing}
+        providers:
+        {Provider("p", fake, keys)}
+        models:
+          - name: m
+            deployments: [ {"{"} provider: p, model: up {"}"} ]
+        """;
+
     public static HttpRequestMessage Request(string model, bool stream = false, string? requestId = null, string? fallbacks = null, string? content = null)
     {
         var body = stream
@@ -88,19 +99,8 @@ internal static class RoutingKit
     }
 
     /// <summary>Waits (really) until <paramref name="condition"/> holds: for things that happen after a response was sent.</summary>
-    public static async Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 10_000)
-    {
-        var deadline = Environment.TickCount64 + timeoutMs;
-        while (!condition())
-        {
-            if (Environment.TickCount64 > deadline)
-            {
-                throw new TimeoutException($"Timed out waiting for: {what}");
-            }
-
-            await Task.Delay(5);
-        }
-    }
+    public static Task EventuallyAsync(Func<bool> condition, string what, int timeoutMs = 10_000) =>
+        Eventually.HoldsAsync(condition, what, TimeSpan.FromMilliseconds(timeoutMs));
 
     public static async Task<JsonElement> AdminRoutingAsync(GatewayHost gateway)
     {

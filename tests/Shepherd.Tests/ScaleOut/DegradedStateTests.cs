@@ -1,6 +1,5 @@
 namespace Shepherd.Tests.ScaleOut;
 
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -49,15 +48,8 @@ public sealed class DegradedStateTests
         return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["key"]!.GetValue<string>();
     }
 
-    private static async Task EventuallyAsync(Func<Task<bool>> condition, int seconds = 10)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(seconds), $"condition not met within {seconds} s");
-            await Task.Delay(50);
-        }
-    }
+    private static Task EventuallyAsync(Func<Task<bool>> condition, int seconds = 10) =>
+        Eventually.HoldsAsync(condition, "the expected state", TimeSpan.FromSeconds(seconds));
 
     [Fact]
     public async Task RedisUnreachable_FailOpen_StartsServesWithLocalLimitsAndReportsDegraded()

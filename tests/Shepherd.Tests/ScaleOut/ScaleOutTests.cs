@@ -189,13 +189,6 @@ public sealed class ScaleOutTests(ScaleOutCluster cluster) : IClassFixture<Scale
         return await command.ExecuteScalarAsync() as decimal?;
     }
 
-    private async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < timeout, $"not within {timeout.TotalSeconds} s\n{cluster.Diagnostics()}");
-            await Task.Delay(20);
-        }
-    }
+    private Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout) =>
+        Eventually.HoldsAsync(condition, "the cluster's state", timeout, cluster.Diagnostics);
 }

@@ -176,15 +176,8 @@ public sealed class WebhookScaleOutTests(ITestOutputHelper output)
         return await http.SendAsync(request);
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, ShepherdProcess[] instances)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < timeout, $"not done within {timeout.TotalSeconds} s\n{Diagnostics(instances)}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, ShepherdProcess[] instances) =>
+        Eventually.HoldsAsync(condition, "the instances' work", timeout, () => Diagnostics(instances));
 
     private static string Diagnostics(ShepherdProcess[] instances) =>
         string.Join("\n", instances.Select((p, i) => $"--- instance {i + 1} ---\n{p.Output}"));

@@ -114,17 +114,6 @@ internal static class WebhookFixtures
         (await gateway.Query().FindAsync(id, "twill", CancellationToken.None)).Single();
 
     /// <summary>Waits (real time, bounded) until the condition holds; for the worker loop running in the background.</summary>
-    public static async Task WaitUntilAsync(Func<Task<bool>> condition, int timeoutMs = 15_000)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("The condition did not hold in time.");
-            }
-
-            await Task.Delay(20);
-        }
-    }
+    public static Task WaitUntilAsync(Func<Task<bool>> condition, int timeoutMs = 15_000) =>
+        Eventually.HoldsAsync(condition, "the webhook workers' state", TimeSpan.FromMilliseconds(timeoutMs));
 }

@@ -79,15 +79,8 @@ public sealed class RedisBreakerStoreTests : IAsyncLifetime
 
     /// <summary>Waits for a message from another instance. Delivery takes milliseconds; the bound is generous because
     /// the whole suite runs in parallel on few cores.</summary>
-    private static async Task EventuallyAsync(Func<bool> condition)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "condition not met within 30 s");
-            await Task.Delay(10);
-        }
-    }
+    private static Task EventuallyAsync(Func<bool> condition) =>
+        Eventually.HoldsAsync(condition, "a message from the other instance", TimeSpan.FromSeconds(30));
 
     [Fact]
     public async Task Failures_TwoOnEachOfTwoInstances_OpenOnBothUntilTheSameTime()
