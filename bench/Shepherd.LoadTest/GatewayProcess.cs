@@ -35,6 +35,7 @@ public sealed class GatewayProcess : IAsyncDisposable
             storage: "{storage ?? "sqlite:" + Path.Combine(Path.GetTempPath(), $"shepherd-bench-{port}.db")}"
             {(redis is null ? "" : $"state: {{ redis: \"{redis}\" }}")}
             usage: {"{"} enabled: {(usage ? "true" : "false")}{UsageFlush()} {"}"}
+            server: {"{"} inline_io: {InlineIo()} {"}"}
             providers:
               - name: bench
                 type: openai
@@ -48,6 +49,9 @@ public sealed class GatewayProcess : IAsyncDisposable
             """);
         return await LaunchAsync(gatewayDll, url, configPath);
     }
+
+    // BENCH_INLINE_IO=false runs the gateway with server.inline_io off (for A/B runs against the default).
+    private static string InlineIo() => Environment.GetEnvironmentVariable("BENCH_INLINE_IO") is { Length: > 0 } value ? value : "true";
 
     // BENCH_USAGE_FLUSH_MS sets usage.flush_interval_ms (for experiments with the usage writer's batching).
     private static string UsageFlush() => Environment.GetEnvironmentVariable("BENCH_USAGE_FLUSH_MS") is { Length: > 0 } ms ? $", flush_interval_ms: {int.Parse(ms, System.Globalization.CultureInfo.InvariantCulture)}" : "";

@@ -70,6 +70,8 @@ public static class GatewayApp
             kestrel.Limits.MaxRequestBodySize = config.Server.MaxBodyBytes;
         });
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(config.Server.DrainTimeoutS));
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(
+            sockets => sockets.UnsafePreferInlineScheduling = config.Server.InlineIo);
 
         ConfigureLogging(builder.Logging, config.Logging);
         options.ConfigureLogging?.Invoke(builder.Logging);

@@ -20,6 +20,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
 
     private readonly ILogger _logger = gateway.Logger;
     private readonly bool _logRequests = gateway.Config.Logging.Requests;
+    private readonly bool _inlineIo = gateway.Config.Server.InlineIo;
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -38,6 +39,14 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
             metrics.RequestStarted();
             var headers = context.Request.Headers;
             span = tracing.StartRequest(requestId, headers.TraceParent.ToString(), headers.TraceState.ToString());
+        }
+
+        if (_inlineIo && !context.Request.Path.StartsWithSegments("/v1"))
+        {
+            // With server.inline_io this runs on a socket thread, which must never wait. The client API never does;
+            // admin, webhook, health and metrics handlers may wait on the database (SQLite's async calls run
+            // synchronously): they continue on the thread pool.
+            await Task.Yield();
         }
 
         var status = 0;

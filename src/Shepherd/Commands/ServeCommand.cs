@@ -51,6 +51,7 @@ internal static class ServeCommand
                 await error.WriteLineAsync($"shepherd: warning: {warning}");
             }
 
+            InlineIo.Apply(loaded.Config!.Server);
             var app = await GatewayApp.BuildAsync(loaded.Config!, new GatewayHostOptions
             {
                 Urls = listen,
