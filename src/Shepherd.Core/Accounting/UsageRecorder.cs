@@ -107,6 +107,9 @@ public sealed partial class UsageRecorder : BackgroundService, IUsageSink
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                // Each pass starts on the thread pool: a store's answer may complete on a socket thread
+                // (server.inline_io), and a pass does file I/O (spill, replay) and SQLite's synchronous calls.
+                await Task.Yield();
                 await _work.WaitAsync(stoppingToken);
                 try
                 {

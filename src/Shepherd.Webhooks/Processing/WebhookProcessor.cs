@@ -189,6 +189,9 @@ public sealed partial class WebhookProcessor : BackgroundService
             await heartbeat;
         }
 
+        // The answer may have been read on a socket thread (server.inline_io), and what follows waits on the job store
+        // (SQLite's calls run synchronously): continue on the thread pool.
+        await Task.Yield();
         if (call is null)
         {
             // Shutting down: give the job back untried rather than count a try that never finished.
