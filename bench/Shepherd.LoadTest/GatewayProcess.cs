@@ -121,7 +121,9 @@ public sealed class GatewayProcess : IAsyncDisposable
     {
         using var client = new HttpClient();
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MasterKey);
+        // BENCH_VIRTUAL_KEY_JSON replaces the key's settings (to see what one limit costs).
         using var content = new StringContent(
+            Environment.GetEnvironmentVariable("BENCH_VIRTUAL_KEY_JSON") is { Length: > 0 } custom ? custom :
             """{"name":"bench","allowed_models":["bench-*"],"ip_allowlist":["127.0.0.0/8","::1"],"rpm":1000000,"tpm":2000000000,"max_parallel":100000,"daily_budget":1000000,"monthly_budget":1000000,"total_budget":1000000,"credit_balance":1000000}""",
             System.Text.Encoding.UTF8,
             "application/json");

@@ -55,7 +55,8 @@ if (!options.Scenarios.Overlaps(["throughput", "rate", "stream", "hold", "keys",
 await using var gateway = await GatewayProcess.StartAsync(options.GatewayDll, upstream.BaseUrl, options.Deployments, options.LogRequests, options.Usage);
 var direct = upstream.BaseUrl;
 var through = gateway.Url + "/v1";
-var key = options.VirtualKey ?? GatewayProcess.MasterKey;
+// --key virtual: every scenario with a virtual key that has every limit set (created here), not the master key.
+var key = options.VirtualKey == "virtual" ? await gateway.CreateVirtualKeyAsync() : options.VirtualKey ?? GatewayProcess.MasterKey;
 string? virtualKey = null;
 if (options.Scenarios.Contains("keys"))
 {
