@@ -2,28 +2,10 @@ namespace Shepherd.Storage;
 
 using Shepherd.Webhooks;
 
-/// <summary>What the webhook job stores share whatever the database: how statuses and kinds are stored, and the queue statistics.</summary>
+/// <summary>What the webhook job stores share whatever the database: reading statuses and kinds back, and the queue statistics.</summary>
 internal static class WebhookRows
 {
-    public static string Text(WebhookJobStatus status) => status switch
-    {
-        WebhookJobStatus.Waiting => "waiting",
-        WebhookJobStatus.Leased => "leased",
-        WebhookJobStatus.Completed => "completed",
-        WebhookJobStatus.Failed => "failed",
-        WebhookJobStatus.Dead => "dead",
-        _ => "skipped",
-    };
-
-    public static WebhookJobStatus Status(string text) => text switch
-    {
-        "waiting" => WebhookJobStatus.Waiting,
-        "leased" => WebhookJobStatus.Leased,
-        "completed" => WebhookJobStatus.Completed,
-        "failed" => WebhookJobStatus.Failed,
-        "dead" => WebhookJobStatus.Dead,
-        _ => WebhookJobStatus.Skipped,
-    };
+    public static WebhookJobStatus Status(string text) => WebhookJobNames.ParseStatus(text) ?? WebhookJobStatus.Skipped;
 
     public static WebhookJobKind Kind(string text) => text == WebhookJobKind.Deliver.Name() ? WebhookJobKind.Deliver : WebhookJobKind.Process;
 

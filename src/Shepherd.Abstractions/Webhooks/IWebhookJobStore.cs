@@ -73,10 +73,34 @@ public enum WebhookJobKind
     Deliver,
 }
 
-public static class WebhookJobKindNames
+/// <summary>The names of job kinds and statuses, the same in the database, the admin API and metrics.</summary>
+public static class WebhookJobNames
 {
-    /// <summary>The kind's name in the database, the admin API and metrics: <c>process</c> or <c>deliver</c>.</summary>
+    /// <summary><c>process</c> or <c>deliver</c>.</summary>
     public static string Name(this WebhookJobKind kind) => kind == WebhookJobKind.Process ? "process" : "deliver";
+
+    /// <summary><c>waiting</c>, <c>leased</c>, <c>completed</c>, <c>failed</c>, <c>dead</c> or <c>skipped</c>.</summary>
+    public static string Name(this WebhookJobStatus status) => status switch
+    {
+        WebhookJobStatus.Waiting => "waiting",
+        WebhookJobStatus.Leased => "leased",
+        WebhookJobStatus.Completed => "completed",
+        WebhookJobStatus.Failed => "failed",
+        WebhookJobStatus.Dead => "dead",
+        _ => "skipped",
+    };
+
+    /// <summary>The status of that name (exactly as <see cref="Name(WebhookJobStatus)"/> writes it), or null.</summary>
+    public static WebhookJobStatus? ParseStatus(string name) => name switch
+    {
+        "waiting" => WebhookJobStatus.Waiting,
+        "leased" => WebhookJobStatus.Leased,
+        "completed" => WebhookJobStatus.Completed,
+        "failed" => WebhookJobStatus.Failed,
+        "dead" => WebhookJobStatus.Dead,
+        "skipped" => WebhookJobStatus.Skipped,
+        _ => null,
+    };
 }
 
 public enum WebhookJobStatus

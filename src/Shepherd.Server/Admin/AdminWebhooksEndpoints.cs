@@ -199,21 +199,9 @@ public sealed class AdminWebhooksEndpoints(
         context.Request.Query["source"].ToString() is { Length: > 0 } source ? source : null;
 
     private static string Describe(WebhookEventDetail detail) =>
-        string.Join(", ", detail.Jobs.Select(j => $"{j.Kind.Name()} {Status(j.Status)}"));
+        string.Join(", ", detail.Jobs.Select(j => $"{j.Kind.Name()} {j.Status.Name()}"));
 
-    internal static WebhookJobStatus? ParseStatus(string text) => text.ToLowerInvariant() switch
-    {
-        "waiting" => WebhookJobStatus.Waiting,
-        "leased" => WebhookJobStatus.Leased,
-        "completed" => WebhookJobStatus.Completed,
-        "failed" => WebhookJobStatus.Failed,
-        "dead" => WebhookJobStatus.Dead,
-        "skipped" => WebhookJobStatus.Skipped,
-        _ => null,
-    };
-
-    private static string Status(WebhookJobStatus status) => status.ToString().ToLowerInvariant();
-
+    internal static WebhookJobStatus? ParseStatus(string text) => WebhookJobNames.ParseStatus(text.ToLowerInvariant());
 
     private static void WriteSummary(Utf8JsonWriter w, WebhookEventSummary e)
     {
@@ -221,7 +209,7 @@ public sealed class AdminWebhooksEndpoints(
         w.WriteString("id"u8, e.EventId);
         w.WriteString("source"u8, e.Source);
         w.WriteString("type"u8, e.EventType);
-        w.WriteString("status"u8, Status(e.Status));
+        w.WriteString("status"u8, e.Status.Name());
         w.WriteNumber("attempts"u8, e.Attempts);
         w.WriteString("received_at"u8, e.ReceivedAt);
         w.WriteString("updated_at"u8, e.UpdatedAt);
@@ -232,7 +220,7 @@ public sealed class AdminWebhooksEndpoints(
 
         if (e.DeliveryStatus is { } delivery)
         {
-            w.WriteString("delivery_status"u8, Status(delivery));
+            w.WriteString("delivery_status"u8, delivery.Name());
         }
 
         w.WriteNumber("sequence"u8, e.Sequence);
@@ -249,7 +237,7 @@ public sealed class AdminWebhooksEndpoints(
         var process = e.Jobs.FirstOrDefault(j => j.Kind == WebhookJobKind.Process);
         if (process is not null)
         {
-            w.WriteString("status"u8, Status(process.Status));
+            w.WriteString("status"u8, process.Status.Name());
         }
 
         w.WriteString("received_at"u8, e.ReceivedAt);
@@ -269,7 +257,7 @@ public sealed class AdminWebhooksEndpoints(
         {
             w.WriteStartObject();
             w.WriteString("kind"u8, job.Kind.Name());
-            w.WriteString("status"u8, Status(job.Status));
+            w.WriteString("status"u8, job.Status.Name());
             w.WriteNumber("attempts"u8, job.Attempts);
             w.WriteNumber("tries"u8, job.Tries);
             if (job.Status is WebhookJobStatus.Waiting or WebhookJobStatus.Failed)

@@ -239,5 +239,4 @@ public sealed class PostgresUsageStore(PostgresDatabase database) : IUsageStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await UsageRows.ReadRowsAsync(reader, cancellationToken);
     }
-
 }

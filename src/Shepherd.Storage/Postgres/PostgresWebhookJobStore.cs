@@ -366,7 +366,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
             else
             {
                 where.Add("j.status = @status");
-                command.Parameters.AddWithValue("status", NpgsqlDbType.Text, WebhookRows.Text(status));
+                command.Parameters.AddWithValue("status", NpgsqlDbType.Text, status.Name());
             }
         }
 
@@ -516,7 +516,7 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         p.AddWithValue("latency", NpgsqlDbType.Double, result?.LatencyMs ?? 0d);
         p.AddWithValue("request", NpgsqlDbType.Text, (object?)result?.RequestId ?? DBNull.Value);
         p.AddWithValue("completed", NpgsqlDbType.TimestampTz, (result?.CompletedAt ?? now).UtcDateTime);
-        p.AddWithValue("status", NpgsqlDbType.Text, WebhookRows.Text(status));
+        p.AddWithValue("status", NpgsqlDbType.Text, status.Name());
         p.AddWithValue("available", NpgsqlDbType.TimestampTz, availableAt.UtcDateTime);
         p.AddWithValue("now", NpgsqlDbType.TimestampTz, now.UtcDateTime);
         p.AddWithValue("error", NpgsqlDbType.Text, (object?)WebhookRows.Truncate(error) ?? DBNull.Value);
@@ -592,7 +592,4 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
     };
 
     private static DateTimeOffset At(NpgsqlDataReader reader, int ordinal) => new(reader.GetFieldValue<DateTime>(ordinal), TimeSpan.Zero);
-
-
-
 }

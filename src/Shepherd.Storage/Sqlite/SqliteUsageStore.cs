@@ -382,6 +382,5 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
 
     private static DateTimeOffset Midnight(DateTimeOffset time) => new(time.UtcDateTime.Date, TimeSpan.Zero);
 
-
     private static string Day(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

@@ -75,7 +75,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
 
                 jobEvent.Value = eventRow;
                 jobSource.Value = draft.Source;
-                status.Value = WebhookRows.Text(draft.Skip ? WebhookJobStatus.Skipped : WebhookJobStatus.Waiting);
+                status.Value = (draft.Skip ? WebhookJobStatus.Skipped : WebhookJobStatus.Waiting).Name();
                 note.Value = (object?)draft.Note ?? DBNull.Value;
                 await insertJob.ExecuteNonQueryAsync(CancellationToken.None);
                 stored[i] = true;
@@ -340,7 +340,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             else
             {
                 where.Add("j.status = $status");
-                command.Parameters.AddWithValue("$status", WebhookRows.Text(status));
+                command.Parameters.AddWithValue("$status", status.Name());
             }
         }
 
@@ -471,7 +471,7 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             UPDATE webhook_jobs SET status = $status, available_at = $available, updated_at = $now, last_error = $error
             WHERE id = $id AND status = 'leased' AND attempts = $attempt
             """;
-        update.Parameters.AddWithValue("$status", WebhookRows.Text(status));
+        update.Parameters.AddWithValue("$status", status.Name());
         update.Parameters.AddWithValue("$available", availableAt.ToUnixTimeMilliseconds());
         update.Parameters.AddWithValue("$now", at);
         update.Parameters.AddWithValue("$error", (object?)WebhookRows.Truncate(error) ?? DBNull.Value);
