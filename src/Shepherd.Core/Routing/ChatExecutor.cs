@@ -411,7 +411,8 @@ public sealed partial class ChatExecutor
         }
     }
 
-    private static void NoteUnavailable(RunState state, DateTimeOffset? until, DateTimeOffset now)
+    private static void NoteUnavailable<T>(RunState<T> state, DateTimeOffset? until, DateTimeOffset now)
+        where T : class
     {
         if (until is { } when && when > now)
         {
@@ -783,8 +784,9 @@ public sealed partial class ChatExecutor
         return new DeploymentCandidate(index, deployment.Config.Priority, deployment.Config.Weight, deployment.State.InFlight, deployment.State.LatencyMs, cost);
     }
 
-    /// <summary>Per-request bookkeeping of the executor.</summary>
-    private class RunState
+    /// <summary>Per-request bookkeeping of the executor; typed, so the decided execution (a struct) is stored without boxing.</summary>
+    private sealed class RunState<T>
+        where T : class
     {
         public int Attempts;
         public UpstreamFailure? LastFailure;
@@ -795,12 +797,7 @@ public sealed partial class ChatExecutor
 
         /// <summary>When the request must be decided (<c>routing.deadline_ms</c> after it started).</summary>
         public DateTimeOffset Deadline;
-    }
 
-    /// <summary>Typed, so the decided execution (a struct) is stored without boxing.</summary>
-    private sealed class RunState<T> : RunState
-        where T : class
-    {
         public Execution<T>? Result;
     }
 
