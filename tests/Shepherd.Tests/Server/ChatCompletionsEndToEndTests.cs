@@ -21,7 +21,6 @@ public sealed class ChatCompletionsEndToEndTests : IAsyncLifetime
                 type: openai
                 base_url: {{_upstream.BaseUrl}}
                 api_keys: [ sk-upstream-secret-1 ]
-                timeouts: { connect_ms: 5000, first_byte_ms: 30000, idle_ms: 30000 }
             models:
               - name: gpt-test
                 aliases: [ GT ]

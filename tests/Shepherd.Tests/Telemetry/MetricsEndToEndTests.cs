@@ -28,7 +28,6 @@ public sealed class MetricsEndToEndTests : IAsyncLifetime
                 type: openai
                 base_url: {{_upstream.BaseUrl}}
                 api_keys: [ sk-upstream-secret-1 ]
-                timeouts: { connect_ms: 5000, first_byte_ms: 30000, idle_ms: 30000 }
               - { name: sim, type: simulated }
             models:
               - name: metered
@@ -280,12 +279,10 @@ public sealed class MetricsEndToEndTests : IAsyncLifetime
                 type: openai
                 base_url: {{broken.BaseUrl}}
                 api_keys: [ sk-upstream-broken-secret ]
-                timeouts: { connect_ms: 2000, first_byte_ms: 30000, idle_ms: 30000 }
               - name: healthy
                 type: openai
                 base_url: {{healthy.BaseUrl}}
                 api_keys: [ sk-upstream-healthy-secret ]
-                timeouts: { connect_ms: 2000, first_byte_ms: 30000, idle_ms: 30000 }
             models:
               - name: retried
                 deployments:

@@ -32,7 +32,6 @@ public sealed class OpenAIProviderTests : IAsyncLifetime
               - name: custom
                 type: openai
                 base_url: {{_custom.BaseUrl}}/v1
-                timeouts: { connect_ms: 5000, first_byte_ms: 30000, idle_ms: 30000 }
             models:
               - name: gpt-test
                 deployments: [ { provider: fake, model: upstream-model } ]
