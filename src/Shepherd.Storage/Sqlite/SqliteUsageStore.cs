@@ -1,41 +1,59 @@
 namespace Shepherd.Storage.Sqlite;
 
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
 using Shepherd.Accounting;
 using SQLitePCL;
 
-/// <summary>Usage records and daily rollups in the embedded database.</summary>
-/// <remarks>Money is stored as integer nano-dollars, so sums are exact. A record is inserted once (by its record id)
-/// and rolled up in the same transaction, so raw records and rollups always agree and a replay changes nothing.</remarks>
+/// <summary>Usage records with their hourly and daily rollups in the embedded database.</summary>
+/// <remarks>
+/// Money is stored as integer nano-dollars, so sums are exact. Raw records are written one block per batch (the batch's
+/// records as a JSON array of arrays, see migration 0005), not one row each: a row with its indexes cost the writer
+/// 3.7 µs per request, a block entry about 0.5 µs. Reports read raw records only for the minutes at either end of a
+/// range that does not fall on whole hours; whole hours and days come from the rollups. A record is claimed once by
+/// its record id (<c>usage_record_ids</c>) and rolled up in the same transaction, so raw records and rollups always
+/// agree and a replay changes nothing.
+/// </remarks>
 public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTimeout = null) : IUsageStore
 {
     // A usage write must fail fast when the database is locked, so the recorder can spill instead of stalling.
     private readonly int _busyMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(2)).TotalMilliseconds;
 
-    private const string InsertSql = """
-        INSERT OR IGNORE INTO usage_records (ts, record_id, request_id, key_id, team, requested_model, served_model, provider, deployment,
-          attempts, fallback, streamed, status, error_class, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
-          cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-        """;
+    // The last batch's block writer, reused by the next (one writer at a time in practice; a second makes its own).
+    private UsageBlockWriter? _spareBlock;
 
-    private const string RollupSql = """
-        INSERT INTO usage_daily (day, key_id, team, model, provider, requests, errors, prompt_tokens, cached_tokens,
-          completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-        ON CONFLICT (day, key_id, team, model, provider) DO UPDATE SET
+    private const long HourMs = 3_600_000;
+    private const long DayMs = 24 * HourMs;
+
+    private const string BlockSql = "INSERT INTO usage_blocks (ts_min, ts_max, records, data) VALUES (?1, ?2, ?3, ?4)";
+
+    private const string RollupValues = """
+        (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+        ON CONFLICT DO UPDATE SET
           requests = requests + excluded.requests, errors = errors + excluded.errors, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
           cached_tokens = cached_tokens + excluded.cached_tokens, completion_tokens = completion_tokens + excluded.completion_tokens,
           reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
           cost_nanos = cost_nanos + excluded.cost_nanos, estimated = estimated + excluded.estimated
         """;
 
+    private const string HourlySql = """
+        INSERT INTO usage_hourly (hour, key_id, team, model, provider, requests, errors, prompt_tokens, cached_tokens,
+          completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated)
+        VALUES
+        """ + RollupValues;
+
+    private const string DailySql = """
+        INSERT INTO usage_daily (day, key_id, team, model, provider, requests, errors, prompt_tokens, cached_tokens,
+          completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated)
+        VALUES
+        """ + RollupValues;
+
     /// <remarks>
-    /// The hot loop talks to SQLite directly (one prepared statement, parameters bound by position, no boxing):
-    /// through ADO.NET every value is boxed and every parameter looked up by name on each execution, which cost
-    /// more than the inserts themselves. Rollups are summed per batch in memory and upserted once per group, from
-    /// exactly the records SQLite took as new.
+    /// The hot loop talks to SQLite directly (prepared statements, parameters bound by position, no boxing): through
+    /// ADO.NET every value is boxed and every parameter looked up by name on each execution. Per record: its id
+    /// claimed (64 to a statement), its JSON array appended to the block, its sums added to its hour's rollup; per
+    /// batch: one block row and one upsert per hourly and daily group.
     /// </remarks>
     public async Task<int> WriteAsync(IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken)
     {
@@ -47,41 +65,144 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         await using var connection = await OpenForWriteAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, cancellationToken);
         var db = connection.Handle!;
-        var rollups = new Dictionary<RollupKey, RollupSums>();
-        var inserted = 0;
-        using (var insert = Prepare(db, InsertSql))
+        var block = Interlocked.Exchange(ref _spareBlock, null) ?? new UsageBlockWriter();
+        try
         {
-            var bindings = new Bindings(insert, 24);
-            foreach (var record in records)
+            var isNew = ClaimIds(db, records, cancellationToken);
+            var hourly = new Dictionary<RollupKey, RollupSums>();
+            var inserted = 0;
+            long tsMin = long.MaxValue, tsMax = long.MinValue;
+            block.Start();
+            for (var i = 0; i < records.Count; i++)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var cost = UsageRows.ToNanos(record.Cost);
-                BindInsert(bindings, record, cost);
-                Step(db, insert);
-                if (raw.sqlite3_changes(db) == 0)
+                if (!isNew[i])
                 {
                     continue; // already stored (a replay): counted once, rolled up once
                 }
 
+                var record = records[i];
                 inserted++;
-                var key = new RollupKey(Day(record.Time), record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
-                ref var sums = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(rollups, key, out _);
+                var ts = record.Time.ToUnixTimeMilliseconds();
+                tsMin = Math.Min(tsMin, ts);
+                tsMax = Math.Max(tsMax, ts);
+                var cost = UsageRows.ToNanos(record.Cost);
+                block.Append(record, record.RecordId ?? record.RequestId, ts, cost);
+                var key = new RollupKey(Floor(ts, HourMs), record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
+                ref var sums = ref CollectionsMarshal.GetValueRefOrAddDefault(hourly, key, out _);
                 sums.Add(record, cost);
             }
-        }
 
-        using (var rollup = Prepare(db, RollupSql))
-        {
-            foreach (var (key, sums) in rollups)
+            block.Finish();
+            if (inserted > 0)
             {
-                BindRollup(rollup, key, sums);
-                Step(db, rollup);
+                using (var insert = Prepare(db, BlockSql))
+                {
+                    raw.sqlite3_bind_int64(insert, 1, tsMin);
+                    raw.sqlite3_bind_int64(insert, 2, tsMax);
+                    raw.sqlite3_bind_int64(insert, 3, inserted);
+                    raw.sqlite3_bind_text(insert, 4, block.Written);
+                    Step(db, insert);
+                }
+
+                var daily = new Dictionary<RollupKey, RollupSums>();
+                using (var rollup = Prepare(db, HourlySql))
+                {
+                    foreach (var (key, sums) in hourly)
+                    {
+                        BindRollup(rollup, HourText(key.Period), key, sums);
+                        Step(db, rollup);
+                        ref var day = ref CollectionsMarshal.GetValueRefOrAddDefault(daily, key with { Period = Floor(key.Period, DayMs) }, out _);
+                        day.Add(sums);
+                    }
+                }
+
+                using (var rollup = Prepare(db, DailySql))
+                {
+                    foreach (var (key, sums) in daily)
+                    {
+                        BindRollup(rollup, DayText(key.Period), key, sums);
+                        Step(db, rollup);
+                    }
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return inserted;
+        }
+        finally
+        {
+            _spareBlock = block;
+        }
+    }
+
+    /// <summary>
+    /// Claims each record's id in <c>usage_record_ids</c>; true where the record is new. Ids go 64 to a statement
+    /// inside a savepoint: when all 64 are new (the normal case) that is all; when one was already there (a replay,
+    /// or a duplicate within the batch) the chunk is rolled back and claimed one id at a time to learn which.
+    /// </summary>
+    private static bool[] ClaimIds(sqlite3 db, IReadOnlyList<UsageRecord> records, CancellationToken cancellationToken)
+    {
+        const int Chunk = 64;
+        var isNew = new bool[records.Count];
+        using var savepoint = Prepare(db, "SAVEPOINT usage_claim");
+        using var rollback = Prepare(db, "ROLLBACK TO usage_claim");
+        using var release = Prepare(db, "RELEASE usage_claim");
+        using var one = Prepare(db, ClaimSql(1));
+        sqlite3_stmt? full = null;
+        try
+        {
+            for (var start = 0; start < records.Count; start += Chunk)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var count = Math.Min(Chunk, records.Count - start);
+                var claim = count == Chunk ? full ??= Prepare(db, ClaimSql(Chunk)) : Prepare(db, ClaimSql(count));
+                try
+                {
+                    Step(db, savepoint);
+                    for (var i = 0; i < count; i++)
+                    {
+                        raw.sqlite3_bind_text(claim, i + 1, IdOf(records[start + i]));
+                    }
+
+                    Step(db, claim);
+                    if (raw.sqlite3_changes(db) == count)
+                    {
+                        isNew.AsSpan(start, count).Fill(true);
+                    }
+                    else
+                    {
+                        Step(db, rollback);
+                        for (var i = 0; i < count; i++)
+                        {
+                            raw.sqlite3_bind_text(one, 1, IdOf(records[start + i]));
+                            Step(db, one);
+                            isNew[start + i] = raw.sqlite3_changes(db) == 1;
+                        }
+                    }
+
+                    Step(db, release);
+                }
+                finally
+                {
+                    if (claim != full)
+                    {
+                        claim.Dispose();
+                    }
+                }
             }
         }
+        finally
+        {
+            full?.Dispose();
+        }
 
-        await transaction.CommitAsync(cancellationToken);
-        return inserted;
+        return isNew;
+
+        static string IdOf(UsageRecord record) => record.RecordId ?? record.RequestId;
     }
+
+    private static string ClaimSql(int ids) =>
+        "INSERT OR IGNORE INTO usage_record_ids (record_id) VALUES " + string.Join(", ", Enumerable.Range(1, ids).Select(i => $"(?{i})"));
 
     private static sqlite3_stmt Prepare(sqlite3 db, string sql)
     {
@@ -100,37 +221,9 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         }
     }
 
-    private static void BindInsert(Bindings b, UsageRecord record, long cost)
+    private static void BindRollup(sqlite3_stmt s, string period, RollupKey key, RollupSums sums)
     {
-        b.Integer(1, record.Time.ToUnixTimeMilliseconds());
-        b.Text(2, record.RecordId ?? record.RequestId);
-        b.Text(3, record.RequestId);
-        b.Text(4, record.KeyId);
-        b.Text(5, record.Team);
-        b.Text(6, record.RequestedModel);
-        b.Text(7, record.ServedModel);
-        b.Text(8, record.Provider);
-        b.Text(9, record.Deployment);
-        b.Integer(10, record.Attempts);
-        b.Integer(11, record.FallbackUsed ? 1 : 0);
-        b.Integer(12, record.Streamed ? 1 : 0);
-        b.Integer(13, record.Status);
-        b.Text(14, record.ErrorClass);
-        b.Integer(15, record.PromptTokens);
-        b.Integer(16, record.CachedTokens);
-        b.Integer(17, record.CompletionTokens);
-        b.Integer(18, record.ReasoningTokens);
-        b.Integer(19, record.CacheWriteTokens);
-        b.Integer(20, cost);
-        b.Real(21, record.LatencyMs);
-        b.Real(22, record.TimeToFirstTokenMs);
-        b.Real(23, record.OutputTokensPerSecond);
-        b.Integer(24, record.Estimated ? 1 : 0);
-    }
-
-    private static void BindRollup(sqlite3_stmt s, RollupKey key, RollupSums sums)
-    {
-        raw.sqlite3_bind_text(s, 1, key.Day);
+        raw.sqlite3_bind_text(s, 1, period);
         raw.sqlite3_bind_text(s, 2, key.KeyId);
         raw.sqlite3_bind_text(s, 3, key.Team);
         raw.sqlite3_bind_text(s, 4, key.Model);
@@ -146,71 +239,8 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         raw.sqlite3_bind_int64(s, 14, sums.Estimated);
     }
 
-    /// <summary>
-    /// Binds by position, skipping values equal to what the parameter already holds: SQLite keeps bindings across
-    /// resets, and consecutive records mostly repeat the key, team, model, provider and flags. Each text bind costs a
-    /// UTF-8 conversion and a native call; skipping the repeats saves about a quarter of a record's cost.
-    /// </summary>
-    private sealed class Bindings(sqlite3_stmt statement, int count)
-    {
-        private const byte IsText = 1, IsInteger = 2, IsReal = 3, IsNull = 4;
-        private readonly byte[] _kind = new byte[count + 1];
-        private readonly string?[] _text = new string?[count + 1];
-        private readonly long[] _bits = new long[count + 1];
-
-        public void Text(int index, string? value)
-        {
-            if (value is null)
-            {
-                Null(index);
-            }
-            else if (_kind[index] != IsText || !string.Equals(_text[index], value, StringComparison.Ordinal))
-            {
-                raw.sqlite3_bind_text(statement, index, value);
-                _kind[index] = IsText;
-                _text[index] = value;
-            }
-        }
-
-        public void Integer(int index, long value)
-        {
-            if (_kind[index] != IsInteger || _bits[index] != value)
-            {
-                raw.sqlite3_bind_int64(statement, index, value);
-                _kind[index] = IsInteger;
-                _bits[index] = value;
-            }
-        }
-
-        public void Real(int index, double? value)
-        {
-            if (value is not { } v)
-            {
-                Null(index);
-                return;
-            }
-
-            var bits = BitConverter.DoubleToInt64Bits(v);
-            if (_kind[index] != IsReal || _bits[index] != bits)
-            {
-                raw.sqlite3_bind_double(statement, index, v);
-                _kind[index] = IsReal;
-                _bits[index] = bits;
-            }
-        }
-
-        private void Null(int index)
-        {
-            if (_kind[index] != IsNull)
-            {
-                raw.sqlite3_bind_null(statement, index);
-                _kind[index] = IsNull;
-                _text[index] = null;
-            }
-        }
-    }
-
-    private readonly record struct RollupKey(string Day, string KeyId, string Team, string Model, string Provider);
+    /// <param name="Period">The start of the hour (hourly) or day (daily), unix milliseconds.</param>
+    private readonly record struct RollupKey(long Period, string KeyId, string Team, string Model, string Provider);
 
     private struct RollupSums
     {
@@ -236,25 +266,90 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
             CostNanos += cost;
             Estimated += record.Estimated ? 1 : 0;
         }
+
+        public void Add(RollupSums other)
+        {
+            Requests += other.Requests;
+            Errors += other.Errors;
+            PromptTokens += other.PromptTokens;
+            CachedTokens += other.CachedTokens;
+            CompletionTokens += other.CompletionTokens;
+            ReasoningTokens += other.ReasoningTokens;
+            CacheWriteTokens += other.CacheWriteTokens;
+            CostNanos += other.CostNanos;
+            Estimated += other.Estimated;
+        }
     }
 
+    /// <summary>
+    /// Deletes raw records older than <paramref name="before"/> and the hourly rollups of the hours wholly before it;
+    /// daily rollups stay. Whole blocks go in slices (a large purge never holds the write lock for long); a block
+    /// that straddles the cut keeps only its newer records.
+    /// </summary>
     public async Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
+        const string Slice = "SELECT id FROM usage_blocks WHERE ts_max < $cut ORDER BY ts_max, id LIMIT 200";
+        const string Straddling = "FROM usage_blocks b, json_each(b.data) r WHERE b.ts_max >= $cut AND b.ts_min < $cut AND r.value ->> 0 < $cut";
+        var cut = before.ToUnixTimeMilliseconds();
         await using var connection = await OpenForWriteAsync(cancellationToken);
         var total = 0;
         while (true)
         {
-            // In slices, so a large purge never holds the write lock for long.
-            await using var delete = connection.CreateCommand();
-            delete.CommandText = "DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records WHERE ts < $before LIMIT 10000)";
-            delete.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
-            var deleted = await delete.ExecuteNonQueryAsync(cancellationToken);
-            total += deleted;
-            if (deleted < 10000)
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+            var (blocks, records) = await CountAsync(connection, $"SELECT count(*), COALESCE(sum(records), 0) FROM usage_blocks WHERE id IN ({Slice})", cut, cancellationToken);
+            if (blocks == 0)
             {
-                return total;
+                break;
             }
+
+            await ExecuteAsync(connection, $"""
+                DELETE FROM usage_record_ids WHERE record_id IN (SELECT r.value ->> 1 FROM usage_blocks b, json_each(b.data) r WHERE b.id IN ({Slice}));
+                DELETE FROM usage_blocks WHERE id IN ({Slice});
+                """, cut, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            total += (int)records;
         }
+
+        await using (var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken))
+        {
+            var (_, straddling) = await CountAsync(connection, $"SELECT 0, count(*) {Straddling}", cut, cancellationToken);
+            await ExecuteAsync(connection, $"""
+                DELETE FROM usage_record_ids WHERE record_id IN (SELECT r.value ->> 1 {Straddling});
+                UPDATE usage_blocks SET
+                  data = (SELECT json_group_array(json(r.value)) FROM json_each(usage_blocks.data) r WHERE r.value ->> 0 >= $cut),
+                  ts_min = (SELECT min(r.value ->> 0) FROM json_each(usage_blocks.data) r WHERE r.value ->> 0 >= $cut),
+                  records = (SELECT count(*) FROM json_each(usage_blocks.data) r WHERE r.value ->> 0 >= $cut)
+                WHERE ts_max >= $cut AND ts_min < $cut;
+                DELETE FROM usage_hourly WHERE hour < $hour;
+                """, cut, cancellationToken, HourText(Floor(cut, HourMs)));
+            await transaction.CommitAsync(cancellationToken);
+            total += (int)straddling;
+        }
+
+        return total;
+    }
+
+    private static async Task<(long, long)> CountAsync(SqliteConnection connection, string sql, long cut, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$cut", cut);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    private static async Task ExecuteAsync(SqliteConnection connection, string sql, long cut, CancellationToken cancellationToken, string? hour = null)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$cut", cut);
+        if (hour is not null)
+        {
+            command.Parameters.AddWithValue("$hour", hour);
+        }
+
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public async Task<IReadOnlyList<UsageRow>> QueryAsync(UsageQuery query, CancellationToken cancellationToken)
@@ -282,13 +377,15 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
     }
 
     /// <summary>
-    /// The report query. Whole UTC days come from the daily rollups (kept for ever); the parts of days at either end of
-    /// a range that does not start or end at midnight come from raw records (kept for the retention period), so a
-    /// report from 12:00 counts from 12:00, not from midnight. Hours always come from raw records.
+    /// The report query, from the coarsest table that covers each part of [From, To): whole UTC days from the daily
+    /// rollups (kept for ever), whole hours from the hourly rollups, and only the minutes at either end of a range
+    /// that does not fall on whole hours from raw records (both kept for the retention period). A report from 12:34
+    /// counts from 12:34, not from the hour or from midnight. Hour groupings never use the daily rollups.
     /// </summary>
     private static SqliteCommand ReportCommand(SqliteConnection connection, UsageQuery query)
     {
         var command = connection.CreateCommand();
+        var parts = new List<string>();
         var keyFilter = query.KeyId is null ? string.Empty : " AND key_id = $key";
         var rawGroup = query.GroupBy switch
         {
@@ -299,63 +396,79 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
             UsageGrouping.Day => "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')",
             _ => "strftime('%Y-%m-%dT%H:00:00Z', ts / 1000, 'unixepoch')",
         };
-        const string RawColumns = """
-            COALESCE(served_model, requested_model, '') AS m, 1 AS requests, error_class IS NOT NULL AS errors, prompt_tokens,
-              cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated
+        string RollupGroup(string period) => query.GroupBy switch
+        {
+            UsageGrouping.Key => "key_id",
+            UsageGrouping.Team => "team",
+            UsageGrouping.Model => "model",
+            UsageGrouping.Provider => "provider",
+            UsageGrouping.Day => $"substr({period}, 1, 10)",
+            _ => period,
+        };
+        const string RollupColumns = """
+            model AS m, requests, errors, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
+              cache_write_tokens, cost_nanos, estimated
             """;
 
-        string sql;
-        if (query.GroupBy == UsageGrouping.Hour)
+        void Raw(long from, long to)
         {
-            sql = $"""
-                SELECT {rawGroup} AS g, {RawColumns} FROM usage_records WHERE ts >= $r1 AND ts < $r2{keyFilter}
-                """;
-            command.Parameters.AddWithValue("$r1", query.From.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$r2", query.To.ToUnixTimeMilliseconds());
+            var n = parts.Count;
+            parts.Add($"""
+                SELECT {rawGroup} AS g, COALESCE(served_model, requested_model, '') AS m, 1 AS requests, error_class IS NOT NULL AS errors,
+                  prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated
+                FROM (SELECT r.value ->> 0 AS ts, r.value ->> 3 AS key_id, r.value ->> 4 AS team, r.value ->> 5 AS requested_model,
+                    r.value ->> 6 AS served_model, r.value ->> 7 AS provider, r.value ->> 13 AS error_class, r.value ->> 14 AS prompt_tokens,
+                    r.value ->> 15 AS cached_tokens, r.value ->> 16 AS completion_tokens, r.value ->> 17 AS reasoning_tokens,
+                    r.value ->> 18 AS cache_write_tokens, r.value ->> 19 AS cost_nanos, r.value ->> 23 AS estimated
+                  FROM usage_blocks b, json_each(b.data) r WHERE b.ts_max >= $from{n} AND b.ts_min < $to{n})
+                WHERE ts >= $from{n} AND ts < $to{n}{keyFilter}
+                """);
+            command.Parameters.AddWithValue($"$from{n}", from);
+            command.Parameters.AddWithValue($"$to{n}", to);
+        }
+
+        void Rollup(string table, string period, string from, string to)
+        {
+            var n = parts.Count;
+            parts.Add($"SELECT {RollupGroup(period)} AS g, {RollupColumns} FROM {table} WHERE {period} >= $from{n} AND {period} < $to{n}{keyFilter}");
+            command.Parameters.AddWithValue($"$from{n}", from);
+            command.Parameters.AddWithValue($"$to{n}", to);
+        }
+
+        void HoursAndMinutes(long from, long to)
+        {
+            var firstWhole = Ceiling(from, HourMs);
+            var lastWholeEnd = Floor(to, HourMs);
+            if (firstWhole >= lastWholeEnd)
+            {
+                Raw(from, to);
+                return;
+            }
+
+            Raw(from, firstWhole);
+            Rollup("usage_hourly", "hour", HourText(firstWhole), HourText(lastWholeEnd));
+            Raw(lastWholeEnd, to);
+        }
+
+        var start = query.From.ToUnixTimeMilliseconds();
+        var end = query.To.ToUnixTimeMilliseconds();
+        var firstDay = Ceiling(start, DayMs);
+        var lastDayEnd = Floor(end, DayMs);
+        if (query.GroupBy == UsageGrouping.Hour || firstDay >= lastDayEnd)
+        {
+            HoursAndMinutes(start, end);
         }
         else
         {
-            var rollupGroup = query.GroupBy switch
-            {
-                UsageGrouping.Key => "key_id",
-                UsageGrouping.Team => "team",
-                UsageGrouping.Model => "model",
-                UsageGrouping.Provider => "provider",
-                _ => "day",
-            };
-
-            // [From, firstWhole) raw, [firstWhole, lastWholeEnd) rollups, [lastWholeEnd, To) raw.
-            var from = query.From.ToUniversalTime();
-            var to = query.To.ToUniversalTime();
-            var fromMidnight = Midnight(from);
-            var firstWhole = fromMidnight == from ? from : fromMidnight.AddDays(1);
-            var lastWholeEnd = Midnight(to);
-            if (firstWhole >= lastWholeEnd)
-            {
-                firstWhole = lastWholeEnd = to;
-            }
-
-            sql = $"""
-                SELECT {rollupGroup} AS g, model AS m, requests, errors, prompt_tokens, cached_tokens, completion_tokens,
-                  reasoning_tokens, cache_write_tokens, cost_nanos, estimated
-                FROM usage_daily WHERE day >= $d1 AND day < $d2{keyFilter}
-                UNION ALL
-                SELECT {rawGroup}, {RawColumns} FROM usage_records WHERE ts >= $r1 AND ts < $r2{keyFilter}
-                UNION ALL
-                SELECT {rawGroup}, {RawColumns} FROM usage_records WHERE ts >= $r3 AND ts < $r4{keyFilter}
-                """;
-            command.Parameters.AddWithValue("$d1", Day(firstWhole));
-            command.Parameters.AddWithValue("$d2", Day(lastWholeEnd));
-            command.Parameters.AddWithValue("$r1", from.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$r2", firstWhole.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$r3", lastWholeEnd.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("$r4", to.ToUnixTimeMilliseconds());
+            HoursAndMinutes(start, firstDay);
+            Rollup("usage_daily", "day", DayText(firstDay), DayText(lastDayEnd));
+            HoursAndMinutes(lastDayEnd, end);
         }
 
         command.CommandText = $"""
             SELECT g, m, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(cached_tokens), SUM(completion_tokens),
               SUM(reasoning_tokens), SUM(cache_write_tokens), SUM(cost_nanos), SUM(estimated)
-            FROM ({sql})
+            FROM ({string.Join("\nUNION ALL\n", parts)})
             GROUP BY g, m ORDER BY g, m
             """;
         if (query.KeyId is not null)
@@ -380,7 +493,12 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         return connection;
     }
 
-    private static DateTimeOffset Midnight(DateTimeOffset time) => new(time.UtcDateTime.Date, TimeSpan.Zero);
+    /// <summary>The start of the hour or day (<paramref name="unit"/>) holding <paramref name="ms"/>, unix milliseconds.</summary>
+    private static long Floor(long ms, long unit) => ms - (((ms % unit) + unit) % unit);
 
-    private static string Day(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+    private static long Ceiling(long ms, long unit) => Floor(ms, unit) == ms ? ms : Floor(ms, unit) + unit;
+
+    private static string HourText(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH':00:00Z'", CultureInfo.InvariantCulture);
+
+    private static string DayText(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

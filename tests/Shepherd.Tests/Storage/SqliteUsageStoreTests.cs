@@ -103,6 +103,15 @@ public sealed class SqliteUsageStoreTests : IDisposable
         }
     }
 
+    private async Task<long> CountRawAsync(string table = "usage_records", string? path = null)
+    {
+        await using var connection = new SqliteConnection($"Data Source={path ?? Path.Combine(_directory, "shepherd.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT count(*) FROM {table}";
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     public static TheoryData<UsageGrouping> Groupings => new() { UsageGrouping.Key, UsageGrouping.Team, UsageGrouping.Model, UsageGrouping.Provider, UsageGrouping.Day, UsageGrouping.Hour };
 
     [Theory]
@@ -147,6 +156,40 @@ public sealed class SqliteUsageStoreTests : IDisposable
         var rows = await store.QueryAsync(new UsageQuery(Day1.AddHours(6), Day1.AddDays(3), grouping) { KeyId = "key_b" }, CancellationToken.None);
 
         AssertRows(Expected(records.Where(r => r.KeyId == "key_b" && r.Time >= Day1.AddHours(6)), grouping), rows);
+    }
+
+    [Theory]
+    [MemberData(nameof(Groupings))]
+    public async Task Query_RangeEndsInsideHours_CountsOnlyThoseMinutes(UsageGrouping grouping)
+    {
+        // Minutes from raw records at both ends, whole hours from the hourly rollups, a whole day from the daily ones.
+        var store = await StoreAsync();
+        var records = Seed();
+        await store.WriteAsync(records.Take(50).ToList(), CancellationToken.None);
+        await store.WriteAsync(records.Skip(50).ToList(), CancellationToken.None);
+        var from = Day1.AddHours(13).AddMinutes(20);
+        var to = Day1.AddDays(2).AddHours(5).AddMinutes(40);
+
+        foreach (var key in new[] { null, "key_c" })
+        {
+            var rows = await store.QueryAsync(new UsageQuery(from, to, grouping) { KeyId = key }, CancellationToken.None);
+
+            AssertRows(Expected(records.Where(r => r.Time >= from && r.Time < to && (key is null || r.KeyId == key)), grouping), rows);
+        }
+    }
+
+    [Fact]
+    public async Task Query_RangeInsideOneHour_OnlyRawRecordsOfThoseMinutes()
+    {
+        var store = await StoreAsync();
+        var records = Seed();
+        await store.WriteAsync(records, CancellationToken.None);
+        var from = Day1.AddHours(6).AddMinutes(1);
+
+        var rows = await store.QueryAsync(new UsageQuery(from, from.AddMinutes(40), UsageGrouping.Model), CancellationToken.None);
+
+        AssertRows(Expected(records.Where(r => r.Time >= from && r.Time < from.AddMinutes(40)), UsageGrouping.Model), rows);
+        Assert.Single(rows);
     }
 
     [Fact]
@@ -241,6 +284,57 @@ public sealed class SqliteUsageStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Write_BatchMixingStoredAndNewRecords_OnlyTheNewOnesCount()
+    {
+        // 120 records in chunks of 64 ids: stored ones scattered through both chunks.
+        var store = await StoreAsync();
+        var records = Seed();
+        var stored = records.Where((_, i) => i % 5 == 2).ToList();
+        Assert.Equal(stored.Count, await store.WriteAsync(stored, CancellationToken.None));
+
+        Assert.Equal(records.Count - stored.Count, await store.WriteAsync(records, CancellationToken.None));
+
+        AssertRows(Expected(records, UsageGrouping.Key), await store.QueryAsync(new UsageQuery(Day1, Day1.AddDays(3), UsageGrouping.Key), CancellationToken.None));
+        AssertRows(Expected(records, UsageGrouping.Hour), await store.QueryAsync(new UsageQuery(Day1, Day1.AddDays(3), UsageGrouping.Hour), CancellationToken.None));
+        Assert.Equal(records.Count, await CountRawAsync());
+    }
+
+    [Fact]
+    public async Task Write_TextNeedingJsonEscapes_StoredAsGiven()
+    {
+        var store = await StoreAsync();
+        string[] texts = ["quote\"d", "back\\slash", "tab\tnew\nline", "ünïcödé 模型 🐑", "<script>&'", "\u0001control"];
+        var records = texts.Select((t, i) => new UsageRecord
+        {
+            Time = Day1.AddMinutes(i),
+            RequestId = "client " + t,
+            RecordId = "rec_" + t,
+            KeyId = "key " + t,
+            Team = t,
+            RequestedModel = t,
+            ServedModel = t,
+            Provider = t,
+            Deployment = t + "/" + t,
+            ErrorClass = t,
+        }).ToList();
+
+        Assert.Equal(texts.Length, await store.WriteAsync(records, CancellationToken.None));
+
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "shepherd.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT record_id, request_id, key_id, team, requested_model, served_model, provider, deployment, error_class FROM usage_records ORDER BY id";
+        await using var reader = await command.ExecuteReaderAsync();
+        foreach (var r in records)
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(
+                new[] { r.RecordId, r.RequestId, r.KeyId, r.Team, r.RequestedModel, r.ServedModel, r.Provider, r.Deployment, r.ErrorClass },
+                Enumerable.Range(0, 9).Select(reader.GetString).ToArray());
+        }
+    }
+
+    [Fact]
     public async Task Write_DuplicatesInsideOneBatch_StoredAndRolledUpOnce()
     {
         var store = await StoreAsync();
@@ -289,6 +383,34 @@ public sealed class SqliteUsageStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Purge_CutInsideABlock_WholeOlderBlocksGoAndTheStraddlingOneKeepsItsNewerRecords()
+    {
+        var store = await StoreAsync();
+        var records = Seed();
+        foreach (var day in records.GroupBy(r => r.Time.UtcDateTime.Date))
+        {
+            await store.WriteAsync(day.ToList(), CancellationToken.None); // one block per day
+        }
+
+        var cut = Day1.AddDays(1).AddHours(12).AddMinutes(10);
+        var purged = await store.PurgeAsync(cut, CancellationToken.None);
+
+        var kept = records.Where(r => r.Time >= cut).ToList();
+        Assert.Equal(records.Count - kept.Count, purged);
+        Assert.Equal(kept.Count, await CountRawAsync());
+        var from = Day1.AddDays(1).AddHours(13).AddMinutes(5);
+        AssertRows(
+            Expected(kept.Where(r => r.Time >= from), UsageGrouping.Hour),
+            await store.QueryAsync(new UsageQuery(from, Day1.AddDays(3), UsageGrouping.Hour), CancellationToken.None));
+        AssertRows(Expected(records, UsageGrouping.Day), await store.QueryAsync(new UsageQuery(Day1, Day1.AddDays(3), UsageGrouping.Day), CancellationToken.None));
+
+        // The purged records' ids went with them; the kept ones still deduplicate.
+        Assert.Equal(kept.Count, await CountRawAsync("usage_record_ids"));
+        Assert.Equal(0, await store.WriteAsync(kept, CancellationToken.None));
+        Assert.Equal(0, await store.PurgeAsync(cut, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Write_CostsStoredAsIntegerNanoDollars()
     {
         var store = await StoreAsync();
@@ -305,20 +427,22 @@ public sealed class SqliteUsageStoreTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Groupings))]
-    public async Task Explain_ReportQueries_UseTheRollupTableOrTheTimeIndex(UsageGrouping grouping)
+    public async Task Explain_ReportQueries_UseTheRollupsAndTheBlocksTimeIndex(UsageGrouping grouping)
     {
         var store = await StoreAsync();
         await store.WriteAsync(Seed(), CancellationToken.None);
 
         foreach (var key in new[] { null, "key_a" })
         {
-            var query = new UsageQuery(Day1.AddHours(13), Day1.AddDays(2).AddHours(5), grouping) { KeyId = key };
+            // Minutes at both ends (raw blocks), hours (hourly rollups) and a whole day (daily rollups) in between.
+            var query = new UsageQuery(Day1.AddHours(13).AddMinutes(7), Day1.AddDays(2).AddHours(5).AddMinutes(30), grouping) { KeyId = key };
             var plan = await store.ExplainAsync(query, CancellationToken.None);
             var text = string.Join("\n", plan);
 
-            Assert.DoesNotContain(plan, step => step.StartsWith("SCAN usage_records", StringComparison.Ordinal));
-            Assert.DoesNotContain(plan, step => step.StartsWith("SCAN usage_daily", StringComparison.Ordinal));
-            Assert.Contains(plan, step => step.Contains("usage_records USING INDEX usage_records_", StringComparison.Ordinal) && step.Contains("ts>", StringComparison.Ordinal));
+            // No table read whole: only json_each over the blocks found (a virtual table) and the union's own rows.
+            Assert.DoesNotContain(plan, step => System.Text.RegularExpressions.Regex.IsMatch(step, @"^SCAN (usage_\w+|b)( |$)"));
+            Assert.Contains(plan, step => step.StartsWith("SEARCH b USING INDEX usage_blocks_ts", StringComparison.Ordinal) && step.Contains("ts_max>", StringComparison.Ordinal));
+            Assert.Contains(plan, step => step.StartsWith("SEARCH usage_hourly USING", StringComparison.Ordinal) && step.Contains("hour>", StringComparison.Ordinal));
             if (grouping == UsageGrouping.Hour)
             {
                 Assert.DoesNotContain("usage_daily", text, StringComparison.Ordinal);
@@ -357,6 +481,11 @@ public sealed class SqliteUsageStoreTests : IDisposable
         var database = new SqliteDatabase(path);
         await database.MigrateAsync(CancellationToken.None);
         var store = new SqliteUsageStore(database);
+
+        // Readable as before (through the view over the blocks), and in the hourly rollups.
+        Assert.Equal(1, await CountRawAsync("usage_records WHERE record_id = 'req_old' AND request_id = 'req_old' AND latency_ms = 1.0", path));
+        var hour = Assert.Single(await store.QueryAsync(new UsageQuery(DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch.AddHours(1), UsageGrouping.Hour), CancellationToken.None));
+        Assert.Equal((1L, 1L, 1L), (hour.Requests, hour.PromptTokens, hour.CompletionTokens));
 
         // The old record is recognised on replay by its request id, now its record id.
         Assert.Equal(0, await store.WriteAsync([new UsageRecord { Time = DateTimeOffset.FromUnixTimeMilliseconds(1), RequestId = "req_old", KeyId = "k" }], CancellationToken.None));
