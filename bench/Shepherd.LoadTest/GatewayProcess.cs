@@ -18,6 +18,8 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public string Url { get; }
 
+    public int ProcessId => _process.Id;
+
     public const string MasterKey = "sk-bench-master-key-0123456789";
 
     /// <param name="storage">A <c>storage:</c> value (e.g. an Npgsql connection string); default: a temporary SQLite file.</param>

@@ -202,6 +202,13 @@ if (options.Scenarios.Contains("hold"))
     var release = await HoldAsync(upstream, through, key, Held, keepOpen: true);
 
     var (managedAfter, after, committedAfter, threadsAfter) = await SettledAsync(gateway);
+    if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_HOLD_PAUSE_SECONDS"), out var pause))
+    {
+        // Time to inspect the gateway while the streams are held (e.g. a heap dump of process ProcessId).
+        Console.Error.WriteLine($"holding {Held} streams for {pause} s: gateway pid {gateway.ProcessId}");
+        await Task.Delay(TimeSpan.FromSeconds(pause));
+    }
+
     await release();
     report.AppendLine("### Held-open streams");
     report.AppendLine();
