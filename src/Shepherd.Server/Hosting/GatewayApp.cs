@@ -61,7 +61,10 @@ public static class GatewayApp
     private static WebApplication Build(ShepherdConfig config, GatewayHostOptions? options)
     {
         options ??= new GatewayHostOptions();
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // No watching of appsettings*.json (Shepherd reads its own YAML): the host's default reloadOnChange watches the
+        // content root — the working directory — recursively, which from `/` (systemd's default) meant one inotify
+        // watch per directory of the whole file system (46,369 here) and ~100 MB more memory at start.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.UseUrls(options.Urls ?? config.Listen);
         builder.WebHost.ConfigureKestrel(kestrel =>
