@@ -27,18 +27,68 @@ public sealed class BenchUpstream : IAsyncDisposable
 
     public string BaseUrl { get; private set; } = "";
 
-    public static async Task<BenchUpstream> StartAsync()
+    /// <summary>With TLS: a PEM file holding the upstream's self-signed certificate, for the gateway to trust (<c>SSL_CERT_FILE</c>).</summary>
+    public string? CertificateFile { get; private set; }
+
+    /// <param name="tls">Serve HTTPS with HTTP/2 offered (ALPN), as the cloud providers do; plain HTTP/1.1 otherwise.</param>
+    public static async Task<BenchUpstream> StartAsync(bool tls = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        string? certificateFile = null;
+        if (tls)
+        {
+            var certificate = SelfSignedLoopbackCertificate();
+            s_certificateHash = certificate.GetCertHashString();
+            certificateFile = Path.Combine(Path.GetTempPath(), $"shepherd-bench-upstream-{Environment.ProcessId}.pem");
+            await File.WriteAllTextAsync(certificateFile, certificate.ExportCertificatePem());
+            builder.WebHost.UseKestrelHttpsConfiguration();
+            builder.WebHost.ConfigureKestrel(k =>
+            {
+                k.AddServerHeader = false;
+                k.Listen(System.Net.IPAddress.Loopback, 0, listen =>
+                {
+                    listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(certificate);
+                });
+                // The gateway multiplexes held streams over few connections: let one carry them all.
+                k.Limits.Http2.MaxStreamsPerConnection = 1000;
+            });
+        }
+        else
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        }
+
         var app = builder.Build();
         var upstream = new BenchUpstream(app);
         app.Run(upstream.HandleAsync);
         await app.StartAsync();
         upstream.BaseUrl = app.Urls.First() + "/v1";
+        upstream.CertificateFile = certificateFile;
         return upstream;
+    }
+
+    private static string? s_certificateHash;
+
+    /// <summary>Whether <paramref name="certificate"/> is the one a TLS bench upstream of this process serves.</summary>
+    public static bool IsItsCertificate(System.Security.Cryptography.X509Certificates.X509Certificate? certificate) =>
+        certificate is not null && s_certificateHash is { } hash && string.Equals(certificate.GetCertHashString(), hash, StringComparison.Ordinal);
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSignedLoopbackCertificate()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        names.AddIpAddress(System.Net.IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7));
+
+        // Round-tripped through PKCS#12 so the private key is usable by the TLS stack on every platform.
+        return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pfx), null);
     }
 
     /// <summary>Lets every held stream finish.</summary>

@@ -20,6 +20,9 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
+    /// <summary>Variables set for every gateway process this tool starts (before <c>BENCH_GATEWAY_ENV</c>).</summary>
+    public static Dictionary<string, string> ExtraEnvironment { get; } = [];
+
     public const string MasterKey = "sk-bench-master-key-0123456789";
 
     /// <param name="storage">A <c>storage:</c> value (e.g. an Npgsql connection string); default: a temporary SQLite file.</param>
@@ -77,6 +80,11 @@ public sealed class GatewayProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.Environment["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GATEWAY_GCSERVER") ?? "1";
+
+        foreach (var (name, value) in ExtraEnvironment)
+        {
+            start.Environment[name] = value;
+        }
 
         // BENCH_GATEWAY_ENV="A=1;B=2" sets variables for the gateway process only (for experiments).
         foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEWAY_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))

@@ -40,6 +40,9 @@ public sealed class LoadGenerator : IDisposable
             UseProxy = false,
             UseCookies = false,
             AutomaticDecompression = DecompressionMethods.None,
+
+            // The direct runs against an --upstream-tls fake upstream: its certificate is self-signed (loopback only).
+            SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, errors) => errors == System.Net.Security.SslPolicyErrors.None || BenchUpstream.IsItsCertificate(certificate) },
         })
         {
             Timeout = TimeSpan.FromMinutes(5),

@@ -30,7 +30,13 @@ if (options.Scenarios.Contains("webhooks"))
     }
 }
 
-await using var upstream = await BenchUpstream.StartAsync();
+// --upstream-tls: the fake upstream serves HTTPS and offers HTTP/2, as the cloud providers do (the gateway negotiates
+// HTTP/2 over TLS by default); the gateway trusts its self-signed certificate through SSL_CERT_FILE.
+await using var upstream = await BenchUpstream.StartAsync(options.UpstreamTls);
+if (upstream.CertificateFile is not null)
+{
+    GatewayProcess.ExtraEnvironment["SSL_CERT_FILE"] = upstream.CertificateFile;
+}
 if (options.Scenarios.Contains("scaleout"))
 {
     await ScaleOutBench.RunAsync(options, upstream.BaseUrl, report);
@@ -285,7 +291,8 @@ internal sealed record Options(
     string? Postgres,
     int WebhookRate,
     int WebhookWorkers,
-    int WebhookFirstTokenMs)
+    int WebhookFirstTokenMs,
+    bool UpstreamTls)
 {
     public static Options Parse(string[] args)
     {
@@ -307,7 +314,8 @@ internal sealed record Options(
             Value("--postgres"),
             int.Parse(Value("--webhook-rate") ?? "1000", CultureInfo.InvariantCulture),
             int.Parse(Value("--webhook-workers") ?? "64", CultureInfo.InvariantCulture),
-            int.Parse(Value("--webhook-ttft-ms") ?? "50", CultureInfo.InvariantCulture));
+            int.Parse(Value("--webhook-ttft-ms") ?? "50", CultureInfo.InvariantCulture),
+            args.Contains("--upstream-tls"));
     }
 
     private static string FindRoot()
