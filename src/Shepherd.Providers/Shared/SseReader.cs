@@ -20,6 +20,7 @@ public sealed class SseReader : IDisposable
 
     private readonly Stream _stream;
     private readonly Action? _onRead;
+    private readonly int _initialBuffer;
     private byte[] _buffer;
     private int _start;
     private int _end;
@@ -30,6 +31,7 @@ public sealed class SseReader : IDisposable
     {
         _stream = stream;
         _onRead = onRead;
+        _initialBuffer = initialBuffer;
         _buffer = ArrayPool<byte>.Shared.Rent(initialBuffer);
     }
 
@@ -89,6 +91,18 @@ public sealed class SseReader : IDisposable
         if (_start > 0 && _start == _end)
         {
             _start = _end = 0;
+        }
+
+        if (_end == 0)
+        {
+            // Nothing buffered: wait for the upstream's next bytes without holding a buffer (a zero-byte read), so a
+            // stream that waits long between events — a model thinking, a held stream — keeps no read buffer of its
+            // own (1 KiB per held stream). Streams that do not wait on a zero-byte read return at once, and the read
+            // below does the waiting.
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+            await _stream.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+            _buffer = ArrayPool<byte>.Shared.Rent(_initialBuffer);
         }
 
         // Move a partial event to the front before the room left is too small for a useful read.

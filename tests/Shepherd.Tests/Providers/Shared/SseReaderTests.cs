@@ -168,6 +168,68 @@ public sealed class SseReaderTests
     }
 
     /// <summary>A read-only stream handing out at most <c>chunkSize</c> bytes per read, as a slow network does.</summary>
+    [Fact]
+    public async Task ReadEventAsync_NothingBuffered_WaitsWithAZeroByteReadAndAPartialEventWithARealOne()
+    {
+        // A stream that waits long between events (a model thinking, a held stream) holds no read buffer meanwhile.
+        var pipe = new System.IO.Pipelines.Pipe();
+        var stream = new RecordingStream(pipe.Reader.AsStream());
+        using var reader = new SseReader(stream);
+
+        var first = reader.ReadEventAsync(CancellationToken.None).AsTask();
+        Assert.False(first.IsCompleted);
+        Assert.Equal(0, stream.PendingReadLength);
+        await pipe.Writer.WriteAsync("data: one\n\ndata: tw"u8.ToArray());
+        Assert.True(await first);
+        Assert.Equal("one", Encoding.UTF8.GetString(reader.Data.Span));
+
+        var second = reader.ReadEventAsync(CancellationToken.None).AsTask();
+        Assert.False(second.IsCompleted);
+        Assert.True(stream.PendingReadLength > 0);
+        await pipe.Writer.WriteAsync("o\n\n"u8.ToArray());
+        Assert.True(await second);
+        Assert.Equal("two", Encoding.UTF8.GetString(reader.Data.Span));
+
+        await pipe.Writer.CompleteAsync();
+        Assert.False(await reader.ReadEventAsync(CancellationToken.None));
+    }
+
+    /// <summary>Passes reads through, remembering the size of the buffer a read still waiting was given.</summary>
+    private sealed class RecordingStream(Stream inner) : Stream
+    {
+        public int? PendingReadLength { get; private set; }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            PendingReadLength = buffer.Length;
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            PendingReadLength = null;
+            return read;
+        }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     private sealed class ChunkedStream(byte[] data, int chunkSize) : Stream
     {
         private int _position;
