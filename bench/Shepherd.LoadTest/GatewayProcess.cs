@@ -203,6 +203,41 @@ public sealed class GatewayProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The gateway's resident memory by kind (Linux, <c>/proc/PID/status</c>): anonymous (heaps, stacks, buffers — what
+    /// the process itself allocated) and file-backed (mapped assemblies and libraries, shared with other processes and
+    /// evictable). Null elsewhere.
+    /// </summary>
+    public (long Anonymous, long File)? ResidentByKind
+    {
+        get
+        {
+            var status = $"/proc/{_process.Id}/status";
+            if (!File.Exists(status))
+            {
+                return null;
+            }
+
+            long anonymous = 0, file = 0;
+            foreach (var line in File.ReadLines(status))
+            {
+                if (line.StartsWith("RssAnon:", StringComparison.Ordinal))
+                {
+                    anonymous = Kilobytes(line);
+                }
+                else if (line.StartsWith("RssFile:", StringComparison.Ordinal))
+                {
+                    file = Kilobytes(line);
+                }
+            }
+
+            return (anonymous, file);
+
+            static long Kilobytes(string line) =>
+                1024 * long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);

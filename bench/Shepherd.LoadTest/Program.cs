@@ -205,9 +205,11 @@ if (options.Scenarios.Contains("hold"))
     // the measured round pays for fresh connections on both sides.
     await HoldAsync(upstream, through, key, Held);
     var (managedBefore, before, committedBefore, threadsBefore) = await SettledAsync(gateway);
+    var residentBefore = gateway.ResidentByKind;
     var release = await HoldAsync(upstream, through, key, Held, keepOpen: true);
 
     var (managedAfter, after, committedAfter, threadsAfter) = await SettledAsync(gateway);
+    var residentAfter = gateway.ResidentByKind;
     if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_HOLD_PAUSE_SECONDS"), out var pause))
     {
         // Time to inspect the gateway while the streams are held (e.g. a heap dump of process ProcessId).
@@ -219,6 +221,12 @@ if (options.Scenarios.Contains("hold"))
     report.AppendLine("### Held-open streams");
     report.AppendLine();
     report.AppendLine(CultureInfo.InvariantCulture, $"{Held} streams held open through the gateway (second round; after full collections, memory read once settled): working set {before / 1048576.0:F1} MiB → {after / 1048576.0:F1} MiB, **{(after - before) / (double)Held / 1024:F1} KiB per stream** ({(managedAfter - managedBefore) / (double)Held / 1024:F1} KiB of it live managed objects; GC-committed {(committedAfter - committedBefore) / (double)Held / 1024:F1} KiB per stream; threads {threadsBefore} → {threadsAfter}).");
+    if (residentBefore is { } rb && residentAfter is { } ra)
+    {
+        // The working set also counts pages of mapped assemblies first touched meanwhile (shared, evictable code).
+        report.AppendLine(CultureInfo.InvariantCulture, $"Of the working set: anonymous memory **{(ra.Anonymous - rb.Anonymous) / (double)Held / 1024:F1} KiB per stream**, file-backed (mapped code) {(ra.File - rb.File) / (double)Held / 1024:F1} KiB per stream.");
+    }
+
     report.AppendLine();
 }
 
