@@ -206,11 +206,18 @@ if (options.Scenarios.Contains("hold"))
     await HoldAsync(upstream, through, key, Held);
     var (managedBefore, before, committedBefore, threadsBefore) = await SettledAsync(gateway);
     var residentBefore = gateway.ResidentByKind;
+    var pauseText = Environment.GetEnvironmentVariable("BENCH_HOLD_PAUSE_SECONDS");
+    if (int.TryParse(pauseText, out var pauseBefore))
+    {
+        Console.Error.WriteLine($"before the measured round, for {pauseBefore} s: gateway pid {gateway.ProcessId}");
+        await Task.Delay(TimeSpan.FromSeconds(pauseBefore));
+    }
+
     var release = await HoldAsync(upstream, through, key, Held, keepOpen: true);
 
     var (managedAfter, after, committedAfter, threadsAfter) = await SettledAsync(gateway);
     var residentAfter = gateway.ResidentByKind;
-    if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_HOLD_PAUSE_SECONDS"), out var pause))
+    if (int.TryParse(pauseText, out var pause))
     {
         // Time to inspect the gateway while the streams are held (e.g. a heap dump of process ProcessId).
         Console.Error.WriteLine($"holding {Held} streams for {pause} s: gateway pid {gateway.ProcessId}");
