@@ -42,6 +42,11 @@ if (options.Scenarios.Contains("scaleout"))
     await ScaleOutBench.RunAsync(options, upstream.BaseUrl, report);
 }
 
+if (options.Scenarios.Contains("usage-reports"))
+{
+    await UsageReportBench.RunAsync(options.Records, report);
+}
+
 if (options.Scenarios.Contains("usage-sink"))
 {
     await ScaleOutBench.UsageSinkAsync(options, report);
@@ -307,7 +312,8 @@ internal sealed record Options(
     int WebhookRate,
     int WebhookWorkers,
     int WebhookFirstTokenMs,
-    bool UpstreamTls)
+    bool UpstreamTls,
+    int Records)
 {
     public static Options Parse(string[] args)
     {
@@ -330,7 +336,8 @@ internal sealed record Options(
             int.Parse(Value("--webhook-rate") ?? "1000", CultureInfo.InvariantCulture),
             int.Parse(Value("--webhook-workers") ?? "64", CultureInfo.InvariantCulture),
             int.Parse(Value("--webhook-ttft-ms") ?? "50", CultureInfo.InvariantCulture),
-            args.Contains("--upstream-tls"));
+            args.Contains("--upstream-tls"),
+            int.Parse(Value("--records") ?? "10000000", CultureInfo.InvariantCulture));
     }
 
     private static string FindRoot()
