@@ -30,6 +30,11 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         var request = new RequestContext { RequestId = requestId, StartTimestamp = Stopwatch.GetTimestamp() };
         context.Features.Set(request);
         context.Response.Headers[RequestIds.Header] = requestId;
+        if (RequestHeadLimits.Check(context) is { } tooLarge)
+        {
+            await ErrorResponses.WriteAsync(context, tooLarge);
+            return;
+        }
 
         // Routing ran before this middleware: the endpoint says whether this is a chat request.
         var chat = context.GetEndpoint()?.Metadata.GetMetadata<ChatCompletionsEndpoint>() is not null;

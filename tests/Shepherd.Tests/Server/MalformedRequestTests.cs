@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Shepherd.Server.Http;
 using Shepherd.Testing;
 
 /// <summary>
@@ -33,7 +34,8 @@ public sealed class MalformedRequestTests(MalformedRequestTests.GatewayFixture f
         string? Key = GatewayHost.TestMasterKey,
         bool Chunked = false,
         string? MessageContains = null,
-        string? ContentEncoding = null)
+        string? ContentEncoding = null,
+        IReadOnlyList<KeyValuePair<string, string>>? Headers = null)
     {
         public override string ToString() => Name;
     }
@@ -82,6 +84,20 @@ public sealed class MalformedRequestTests(MalformedRequestTests.GatewayFixture f
         Assert.Empty(failures);
         await AssertServesValidRequestAsync(fixture.Gateway);
         Assert.DoesNotContain(fixture.Gateway.Logs.Lines, line => line.Contains("Unhandled", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task Send_HeadersBeyondKestrelsOwnLimit_Refused431AndGatewayKeepsServing()
+    {
+        // Over twice the gateway's limit Kestrel refuses the head before the gateway sees it (a bare 431).
+        using var client = fixture.Gateway.CreateClient(GatewayHost.TestMasterKey);
+        using var request = new HttpRequestMessage(HttpMethod.Post, ChatPath) { Content = new StringContent("{}", Encoding.UTF8, "application/json") };
+        request.Headers.TryAddWithoutValidation("x-pad", new string('h', 3 * RequestHeadLimits.MaxHeaderBytes));
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
+        await AssertServesValidRequestAsync(fixture.Gateway);
     }
 
     [Fact]
@@ -215,6 +231,11 @@ public sealed class MalformedRequestTests(MalformedRequestTests.GatewayFixture f
         if (row.Key is not null)
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", row.Key);
+        }
+
+        foreach (var (name, value) in row.Headers ?? [])
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
         }
 
         if (row.Body is not null)
@@ -477,6 +498,10 @@ public sealed class MalformedRequestTests(MalformedRequestTests.GatewayFixture f
             new("key_missing", Utf8(valid), 401, null, "invalid_api_key", Key: null),
             new("key_invalid", Utf8(valid), 401, null, "invalid_api_key", Key: "sk-wrong"),
             new("key_missing_on_bad_body", Utf8("{"), 401, null, "invalid_api_key", Key: null),
+            new("headers_too_large", Utf8(valid), 431, null, "headers_too_large", Headers: [new("x-pad", new string('h', 40_000))]),
+            new("headers_too_many", Utf8(valid), 431, null, "headers_too_large",
+                Headers: Enumerable.Range(0, 150).Select(i => new KeyValuePair<string, string>($"x-h{i}", "v")).ToList()),
+            new("url_too_long", Utf8(valid), 414, null, "url_too_long", Path: ChatPath + "?q=" + new string('u', 10_000)),
         ];
     }
 
