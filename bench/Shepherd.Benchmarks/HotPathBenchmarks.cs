@@ -32,12 +32,27 @@ public class HotPathBenchmarks
     private readonly Pipe _pipe = new(new PipeOptions(pauseWriterThreshold: 0));
     private ChatRequest _request = null!;
     private ChatRequest _streamRequest = null!;
+    private readonly Microsoft.AspNetCore.Http.DefaultHttpContext _context = new();
 
     [GlobalSetup]
     public void Setup()
     {
         _request = ChatRequestParser.Parse(Body, out _)!;
         _streamRequest = ChatRequestParser.Parse(StreamBody, out _)!;
+
+        // What an OpenAI SDK sends.
+        var request = _context.Request;
+        request.Method = "POST";
+        request.Path = "/v1/chat/completions";
+        foreach (var (name, value) in new[]
+        {
+            ("Host", "127.0.0.1:8080"), ("Authorization", "Bearer sk-bench-master-key-0123456789"), ("Content-Type", "application/json"),
+            ("Content-Length", "120"), ("Accept", "application/json"), ("User-Agent", "OpenAI/.NET 2.2.0"), ("x-stainless-lang", "dotnet"),
+            ("x-stainless-retry-count", "0"),
+        })
+        {
+            request.Headers[name] = value;
+        }
     }
 
     [Benchmark(Description = "parse + validate request")]
@@ -73,6 +88,9 @@ public class HotPathBenchmarks
         var read = await _pipe.Reader.ReadAsync();
         _pipe.Reader.AdvanceTo(read.Buffer.End);
     }
+
+    [Benchmark(Description = "request head limits (8 headers)")]
+    public bool HeadLimits() => Shepherd.Server.Http.RequestHeadLimits.Check(_context) is null;
 
     [Benchmark(Description = "authenticate master key")]
     public bool Authenticate() => _masterKey.Matches("sk-bench-master-key-0123456789");
