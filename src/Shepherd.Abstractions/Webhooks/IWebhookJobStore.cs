@@ -49,6 +49,14 @@ public interface IWebhookJobStore
     /// <summary>Deletes dead jobs (of one source, or all), and the events left with no job.</summary>
     /// <returns>How many jobs were deleted.</returns>
     Task<int> PurgeDeadAsync(string? source, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Retention: deletes up to <paramref name="max"/> events received before <paramref name="before"/> whose every job
+    /// is finished (completed or skipped), with their jobs, attempts and result. Dead, waiting, leased and retrying
+    /// jobs keep their event whatever its age. Oldest first; call again until it returns less than <paramref name="max"/>.
+    /// </summary>
+    /// <returns>How many events were deleted.</returns>
+    Task<int> PurgeFinishedAsync(DateTimeOffset before, int max, CancellationToken cancellationToken);
 }
 
 /// <summary>Reads for operators: queue statistics, event lists and one event in full.</summary>

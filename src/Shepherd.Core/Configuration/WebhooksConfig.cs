@@ -15,6 +15,9 @@ public sealed record WebhooksConfig
     /// <summary>How long a leased job stays invisible to other workers without a heartbeat (a crashed worker's jobs come back after it).</summary>
     public int LeaseS { get; init; } = 60;
 
+    /// <summary>Days finished events (every job completed or skipped) are kept, with their results and attempts; 0 keeps them for ever. Dead letters stay until purged.</summary>
+    public int RetentionDays { get; init; } = 30;
+
     public WebhookRetryConfig Retry { get; init; } = new();
 }
 

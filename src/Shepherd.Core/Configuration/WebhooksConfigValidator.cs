@@ -16,6 +16,7 @@ public static class WebhooksConfigValidator
         var webhooks = config.Webhooks;
         CheckRange(webhooks.Workers, 0, 1024, "webhooks.workers", problems);
         CheckRange(webhooks.LeaseS, 1, 86_400, "webhooks.lease_s", problems);
+        CheckRange(webhooks.RetentionDays, 0, 36_500, "webhooks.retention_days", problems);
         CheckRange(webhooks.Retry.MaxAttempts, 1, 100, "webhooks.retry.max_attempts", problems);
         CheckRange(webhooks.Retry.BaseMs, 1, 3_600_000, "webhooks.retry.base_ms", problems);
         CheckRange(webhooks.Retry.MaxMs, 1, 86_400_000, "webhooks.retry.max_ms", problems);

@@ -12,6 +12,7 @@ using Shepherd.Webhooks.Delivery;
 using Shepherd.Webhooks.Health;
 using Shepherd.Webhooks.Intake;
 using Shepherd.Webhooks.Processing;
+using Shepherd.Webhooks.Retention;
 using Shepherd.Webhooks.Telemetry;
 
 /// <summary>Wires the webhook pipeline into the gateway: services, the receiving endpoint and the admin API.</summary>
@@ -47,6 +48,12 @@ public static class WebhooksHosting
             sp.GetRequiredService<ILogger<WebhookProcessor>>(),
             TimeSpan.FromMilliseconds(config.Routing.DeadlineMs) + TimeSpan.FromSeconds(30)));
         services.AddHostedService(sp => sp.GetRequiredService<WebhookProcessor>());
+        services.AddSingleton(sp => new WebhookRetention(
+            sp.GetRequiredService<IWebhookJobStore>(),
+            config.Webhooks.RetentionDays,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<WebhookRetention>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<WebhookRetention>());
         services.AddSingleton<WebhookReceiver>();
         services.AddSingleton<WebhookQueueReport>();
     }

@@ -330,6 +330,33 @@ public sealed class PostgresWebhookJobStore(PostgresDatabase database) : IWebhoo
         return (int)reader.GetInt64(0);
     }
 
+    public async Task<int> PurgeFinishedAsync(DateTimeOffset before, int max, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+
+        // Events are numbered in arrival order: the first one at or after the cut bounds the search by id. Jobs and
+        // attempts go with their event (ON DELETE CASCADE); results are keyed by (source, event id).
+        await using var batch = Batch("""
+            WITH victims AS (
+              SELECT e.id, e.source, e.event_id FROM webhook_events e
+              WHERE e.id < COALESCE((SELECT id FROM webhook_events WHERE received_at >= @before ORDER BY id LIMIT 1), 9223372036854775807)
+                AND e.received_at < @before
+                AND NOT EXISTS (SELECT 1 FROM webhook_jobs j WHERE j.event = e.id AND j.status NOT IN ('completed', 'skipped'))
+              ORDER BY e.id LIMIT @max
+            ), results AS (
+              DELETE FROM webhook_results r USING victims v WHERE r.source = v.source AND r.event_id = v.event_id
+            ), events AS (
+              DELETE FROM webhook_events e USING victims v WHERE e.id = v.id RETURNING 1
+            )
+            SELECT count(*) FROM events
+            """, out var p);
+        p.AddWithValue("before", NpgsqlDbType.TimestampTz, before.UtcDateTime);
+        p.AddWithValue("max", NpgsqlDbType.Integer, max);
+        await using var reader = await ReadAsync(batch, CancellationToken.None);
+        await reader.ReadAsync(CancellationToken.None);
+        return (int)reader.GetInt64(0);
+    }
+
     public async Task<IReadOnlyList<WebhookQueueStats>> StatsAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var command = Source.CreateCommand("""

@@ -301,6 +301,31 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
             return deleted;
         }, cancellationToken);
 
+    public Task<int> PurgeFinishedAsync(DateTimeOffset before, int max, CancellationToken cancellationToken) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            // Events are numbered in arrival order: the first one at or after the cut bounds the search by id, so a
+            // sweep reads only the old events, not the whole table (received_at has no index of its own).
+            await using var delete = connection.CreateCommand();
+            delete.Transaction = transaction;
+            delete.CommandText = """
+                CREATE TEMP TABLE IF NOT EXISTS purged_events (id INTEGER PRIMARY KEY, source TEXT NOT NULL, event_id TEXT NOT NULL);
+                DELETE FROM temp.purged_events;
+                INSERT INTO temp.purged_events (id, source, event_id)
+                SELECT e.id, e.source, e.event_id FROM webhook_events e
+                WHERE e.id < COALESCE((SELECT id FROM webhook_events WHERE received_at >= $before ORDER BY id LIMIT 1), 9223372036854775807)
+                  AND e.received_at < $before
+                  AND NOT EXISTS (SELECT 1 FROM webhook_jobs j WHERE j.event = e.id AND j.status NOT IN ('completed', 'skipped'))
+                ORDER BY e.id LIMIT $max;
+                DELETE FROM webhook_results WHERE (source, event_id) IN (SELECT source, event_id FROM temp.purged_events);
+                DELETE FROM webhook_events WHERE id IN (SELECT id FROM temp.purged_events);
+                SELECT count(*) FROM temp.purged_events;
+                """;
+            delete.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
+            delete.Parameters.AddWithValue("$max", max);
+            return Convert.ToInt32(await delete.ExecuteScalarAsync(CancellationToken.None), System.Globalization.CultureInfo.InvariantCulture);
+        }, cancellationToken);
+
     public async Task<IReadOnlyList<WebhookQueueStats>> StatsAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);

@@ -198,6 +198,35 @@ public abstract class WebhookJobStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PurgeFinished_OldCompletedAndSkippedGoWithTheirResults_UnfinishedDeadAndNewStay()
+    {
+        var ct = CancellationToken.None;
+        await Store.EnqueueAsync([Draft("done"), Draft("skipped", skip: true), Draft("dead"), Draft("retrying")], T0, ct);
+        var leased = (await Store.LeaseAsync(Sources, 10, T0, TimeSpan.FromSeconds(60), ct)).ToDictionary(j => j.EventId);
+        await Store.CompleteAsync(leased["done"], Result("old"), Attempt(leased["done"], "success"), enqueueDelivery: false, T0, ct);
+        await Store.DeadLetterAsync(leased["dead"], Attempt(leased["dead"], "dead", "400 bad"), T0, ct);
+        await Store.FailAsync(leased["retrying"], Attempt(leased["retrying"], "retry", "503"), T0.AddDays(30), T0, ct);
+        await Store.EnqueueAsync([Draft("waiting")], T0.AddMinutes(1), ct);
+        await Store.EnqueueAsync([Draft("new")], T0.AddDays(10), ct);
+        var due = (await Store.LeaseAsync(Sources, 10, T0.AddDays(10), TimeSpan.FromSeconds(60), ct)).ToDictionary(j => j.EventId);
+        await Store.CompleteAsync(due["new"], Result("recent"), Attempt(due["new"], "success"), enqueueDelivery: false, T0.AddDays(10), ct);
+        await Store.ReleaseAsync(due["waiting"], T0.AddDays(10), ct);
+
+        Assert.Equal(1, await Store.PurgeFinishedAsync(T0.AddDays(5), max: 1, ct));
+        Assert.Equal(1, await Store.PurgeFinishedAsync(T0.AddDays(5), max: 1, ct));
+        Assert.Equal(0, await Store.PurgeFinishedAsync(T0.AddDays(5), max: 1000, ct));
+
+        Assert.Equal(["new", "waiting", "retrying", "dead"], (await Query.ListAsync(new WebhookListQuery(), ct)).Select(e => e.EventId));
+        Assert.Equal("recent", Assert.Single(await Query.FindAsync("new", null, ct)).Result!.Text);
+
+        // Its result went with it: the same id sent again is a new event, and its new result is the one kept.
+        Assert.Equal([true], await Store.EnqueueAsync([Draft("done")], T0.AddDays(11), ct));
+        var again = (await Store.LeaseAsync(Sources, 10, T0.AddDays(11), TimeSpan.FromSeconds(60), ct)).Single(j => j.EventId == "done");
+        await Store.CompleteAsync(again, Result("fresh"), Attempt(again, "success"), enqueueDelivery: false, T0.AddDays(11), ct);
+        Assert.Equal("fresh", Assert.Single(await Query.FindAsync("done", null, ct)).Result!.Text);
+    }
+
+    [Fact]
     public async Task List_PagesNewestFirstAndFiltersBySourceAndStatus()
     {
         await Store.EnqueueAsync([Draft("a"), Draft("b"), Draft("c"), Draft("d", skip: true), new WebhookEventDraft("other", "x", "t", "{}"u8.ToArray())], T0, CancellationToken.None);
