@@ -5,7 +5,8 @@ using Shepherd.Accounting;
 using Shepherd.Storage.Sqlite;
 
 /// <summary>
-/// The embedded usage sink: one batch of 1,000 records (one transaction, WAL, synchronous=NORMAL) into a real SQLite
+/// The embedded usage sink: one batch of 1,000 records (one transaction, WAL, synchronous=NORMAL; one block row, the ids
+/// claimed, hourly and daily rollups) into a real SQLite
 /// file, as the usage recorder writes them under load. Divide by 1,000 for the cost per request.
 /// </summary>
 [MemoryDiagnoser]
@@ -61,7 +62,7 @@ public class UsageStoreBenchmarks
         }
     }
 
-    [Benchmark(Description = "SQLite usage sink: write a batch of 1,000 records (+ daily rollups)", OperationsPerInvoke = Batch)]
+    [Benchmark(Description = "SQLite usage sink: write a batch of 1,000 records (+ hourly and daily rollups)", OperationsPerInvoke = Batch)]
     public Task<int> WriteBatch() => _store.WriteAsync(_batch, CancellationToken.None);
 
     [GlobalCleanup]
