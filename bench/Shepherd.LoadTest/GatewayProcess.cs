@@ -161,7 +161,7 @@ public sealed class GatewayProcess : IAsyncDisposable
     }
 
     /// <summary>A full collection in the gateway, then its live managed heap, working set, GC-committed memory and threads.</summary>
-    public async Task<(long Managed, long WorkingSet, long GcCommitted, int Threads)> CollectAsync()
+    public async Task<(long Managed, long WorkingSet, long GcCommitted, int Threads, long JitMethods)> CollectAsync()
     {
         using var client = new HttpClient();
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", MasterKey);
@@ -169,7 +169,8 @@ public sealed class GatewayProcess : IAsyncDisposable
         response.EnsureSuccessStatusCode();
         using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         var root = json.RootElement;
-        return (root.GetProperty("managed_bytes").GetInt64(), root.GetProperty("working_set_bytes").GetInt64(), root.GetProperty("gc_committed_bytes").GetInt64(), root.GetProperty("threads").GetInt32());
+        return (root.GetProperty("managed_bytes").GetInt64(), root.GetProperty("working_set_bytes").GetInt64(), root.GetProperty("gc_committed_bytes").GetInt64(), root.GetProperty("threads").GetInt32(),
+            root.TryGetProperty("jit_methods", out var jit) ? jit.GetInt64() : 0);
     }
 
     /// <summary>Bytes the gateway has allocated so far (no collection).</summary>

@@ -205,11 +205,15 @@ if (options.Scenarios.Contains("hold"))
 {
     const int Held = 500;
 
-    // One unmeasured round first: code paths jitted, thread pool and buffer pools at their working size. Its
-    // connections are closed (the upstream says Connection: close to held streams, the client is disposed), so
-    // the measured round pays for fresh connections on both sides.
+    // Two unmeasured rounds first: code paths jitted to their final tier (with tiered compilation and PGO a method
+    // is compiled again after its first 30 calls and again after 30 more, and the JIT's own memory, malloc'd on its
+    // background thread, would otherwise land in the measured round: 1–10 KiB "per stream" that vanish with
+    // DOTNET_TieredCompilation=0), thread pool and buffer pools at their working size. Their connections are
+    // closed (the upstream says Connection: close to held streams, the client is disposed), so the measured round
+    // pays for fresh connections on both sides.
     await HoldAsync(upstream, through, key, Held);
-    var (managedBefore, before, committedBefore, threadsBefore) = await SettledAsync(gateway);
+    await HoldAsync(upstream, through, key, Held);
+    var (managedBefore, before, committedBefore, threadsBefore, jitBefore) = await SettledAsync(gateway);
     var residentBefore = gateway.ResidentByKind;
     var pauseText = Environment.GetEnvironmentVariable("BENCH_HOLD_PAUSE_SECONDS");
     if (int.TryParse(pauseText, out var pauseBefore))
@@ -220,7 +224,7 @@ if (options.Scenarios.Contains("hold"))
 
     var release = await HoldAsync(upstream, through, key, Held, keepOpen: true);
 
-    var (managedAfter, after, committedAfter, threadsAfter) = await SettledAsync(gateway);
+    var (managedAfter, after, committedAfter, threadsAfter, jitAfter) = await SettledAsync(gateway);
     var residentAfter = gateway.ResidentByKind;
     if (int.TryParse(pauseText, out var pause))
     {
@@ -232,7 +236,7 @@ if (options.Scenarios.Contains("hold"))
     await release();
     report.AppendLine("### Held-open streams");
     report.AppendLine();
-    report.AppendLine(CultureInfo.InvariantCulture, $"{Held} streams held open through the gateway (second round; after full collections, memory read once settled): working set {before / 1048576.0:F1} MiB → {after / 1048576.0:F1} MiB, **{(after - before) / (double)Held / 1024:F1} KiB per stream** ({(managedAfter - managedBefore) / (double)Held / 1024:F1} KiB of it live managed objects; GC-committed {(committedAfter - committedBefore) / (double)Held / 1024:F1} KiB per stream; threads {threadsBefore} → {threadsAfter}).");
+    report.AppendLine(CultureInfo.InvariantCulture, $"{Held} streams held open through the gateway (second round; after full collections, memory read once settled): working set {before / 1048576.0:F1} MiB → {after / 1048576.0:F1} MiB, **{(after - before) / (double)Held / 1024:F1} KiB per stream** ({(managedAfter - managedBefore) / (double)Held / 1024:F1} KiB of it live managed objects; GC-committed {(committedAfter - committedBefore) / (double)Held / 1024:F1} KiB per stream; threads {threadsBefore} → {threadsAfter}; methods jitted during the round {jitAfter - jitBefore}).");
     if (residentBefore is { } rb && residentAfter is { } ra)
     {
         // The working set also counts pages of mapped assemblies first touched meanwhile (shared, evictable code).
@@ -247,13 +251,13 @@ if (options.Scenarios.Contains("hold"))
 /// briefly low (freed pages given back, then touched again by the next allocations and by background tiered JIT),
 /// so reading it at once would inflate the difference. Taken the same way before and after.
 /// </summary>
-static async Task<(long Managed, long WorkingSet, long GcCommitted, int Threads)> SettledAsync(GatewayProcess gateway)
+static async Task<(long Managed, long WorkingSet, long GcCommitted, int Threads, long JitMethods)> SettledAsync(GatewayProcess gateway)
 {
     await gateway.CollectAsync();
     await Task.Delay(3000);
-    var (managed, _, committed, threads) = await gateway.CollectAsync();
+    var (managed, _, committed, threads, jit) = await gateway.CollectAsync();
     await Task.Delay(2000);
-    return (managed, gateway.WorkingSet, committed, threads);
+    return (managed, gateway.WorkingSet, committed, threads, jit);
 }
 
 /// <summary>Opens <paramref name="count"/> streams the upstream holds after their first word; returns what releases and drains them.</summary>

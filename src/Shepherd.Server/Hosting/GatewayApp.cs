@@ -214,6 +214,7 @@ public static class GatewayApp
                 System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
                 GC.WaitForPendingFinalizers();
+                NativeHeap.Trim();
             }
 
             using var process = System.Diagnostics.Process.GetCurrentProcess();
@@ -226,6 +227,7 @@ public static class GatewayApp
                 w.WriteNumber("gc_committed_bytes"u8, GC.GetGCMemoryInfo().TotalCommittedBytes);
                 w.WriteNumber("threads"u8, process.Threads.Count);
                 w.WriteNumber("allocated_bytes"u8, GC.GetTotalAllocatedBytes(precise: false));
+                w.WriteNumber("jit_methods"u8, System.Runtime.JitInfo.GetCompiledMethodCount());
                 w.WriteEndObject();
             });
         });
