@@ -30,11 +30,7 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         var request = new RequestContext { RequestId = requestId, StartTimestamp = Stopwatch.GetTimestamp() };
         context.Features.Set(request);
         context.Response.Headers[RequestIds.Header] = requestId;
-        if (RequestHeadLimits.Check(context) is { } tooLarge)
-        {
-            await ErrorResponses.WriteAsync(context, tooLarge);
-            return;
-        }
+        var headTooLarge = RequestHeadLimits.Check(context);
 
         // Routing ran before this middleware: the endpoint says whether this is a chat request.
         var chat = context.GetEndpoint()?.Metadata.GetMetadata<ChatCompletionsEndpoint>() is not null;
@@ -57,7 +53,14 @@ public sealed class GatewayMiddleware(RequestDelegate next, GatewayServices gate
         var status = 0;
         try
         {
-            await next(context);
+            if (headTooLarge is not null)
+            {
+                await ErrorResponses.WriteAsync(context, headTooLarge); // answered and logged like any other refusal
+            }
+            else
+            {
+                await next(context);
+            }
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
