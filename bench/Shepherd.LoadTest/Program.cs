@@ -44,7 +44,7 @@ if (options.Scenarios.Contains("scaleout"))
 
 if (options.Scenarios.Contains("usage-reports"))
 {
-    await UsageReportBench.RunAsync(options.Records, report);
+    await UsageReportBench.RunAsync(options.Records, options.RecordBatch, report);
 }
 
 if (options.Scenarios.Contains("usage-sink"))
@@ -317,7 +317,8 @@ internal sealed record Options(
     int WebhookWorkers,
     int WebhookFirstTokenMs,
     bool UpstreamTls,
-    int Records)
+    int Records,
+    int RecordBatch)
 {
     public static Options Parse(string[] args)
     {
@@ -341,7 +342,8 @@ internal sealed record Options(
             int.Parse(Value("--webhook-workers") ?? "64", CultureInfo.InvariantCulture),
             int.Parse(Value("--webhook-ttft-ms") ?? "50", CultureInfo.InvariantCulture),
             args.Contains("--upstream-tls"),
-            int.Parse(Value("--records") ?? "10000000", CultureInfo.InvariantCulture));
+            int.Parse(Value("--records") ?? "10000000", CultureInfo.InvariantCulture),
+            int.Parse(Value("--batch") ?? "1000", CultureInfo.InvariantCulture));
     }
 
     private static string FindRoot()

@@ -70,9 +70,11 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         {
             var isNew = ClaimIds(db, records, cancellationToken);
             var hourly = new Dictionary<RollupKey, RollupSums>();
+            var times = new long[records.Count];
+            var costs = new long[records.Count];
             var inserted = 0;
-            long tsMin = long.MaxValue, tsMax = long.MinValue;
-            block.Start();
+            long firstHour = long.MinValue;
+            var oneHour = true;
             for (var i = 0; i < records.Count; i++)
             {
                 if (!isNew[i])
@@ -82,26 +84,42 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
 
                 var record = records[i];
                 inserted++;
-                var ts = record.Time.ToUnixTimeMilliseconds();
-                tsMin = Math.Min(tsMin, ts);
-                tsMax = Math.Max(tsMax, ts);
-                var cost = UsageRows.ToNanos(record.Cost);
-                block.Append(record, record.RecordId ?? record.RequestId, ts, cost);
-                var key = new RollupKey(Floor(ts, HourMs), record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
+                var ts = times[i] = record.Time.ToUnixTimeMilliseconds();
+                var cost = costs[i] = UsageRows.ToNanos(record.Cost);
+                var hour = Floor(ts, HourMs);
+                oneHour &= firstHour == long.MinValue || hour == firstHour;
+                firstHour = firstHour == long.MinValue ? hour : firstHour;
+                var key = new RollupKey(hour, record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
                 ref var sums = ref CollectionsMarshal.GetValueRefOrAddDefault(hourly, key, out _);
                 sums.Add(record, cost);
             }
 
-            block.Finish();
             if (inserted > 0)
             {
+                // One block per hour the batch covers: nearly always one (a batch spans one flush interval); two at an
+                // hour's turn; more only for a replay of records spilled long ago.
                 using (var insert = Prepare(db, BlockSql))
                 {
-                    raw.sqlite3_bind_int64(insert, 1, tsMin);
-                    raw.sqlite3_bind_int64(insert, 2, tsMax);
-                    raw.sqlite3_bind_int64(insert, 3, inserted);
-                    raw.sqlite3_bind_text(insert, 4, block.Written);
-                    Step(db, insert);
+                    if (oneHour)
+                    {
+                        WriteBlock(db, insert, block, records, isNew, times, costs, hour: null);
+                    }
+                    else
+                    {
+                        var hours = new SortedSet<long>();
+                        for (var i = 0; i < records.Count; i++)
+                        {
+                            if (isNew[i])
+                            {
+                                hours.Add(Floor(times[i], HourMs));
+                            }
+                        }
+
+                        foreach (var hour in hours)
+                        {
+                            WriteBlock(db, insert, block, records, isNew, times, costs, hour);
+                        }
+                    }
                 }
 
                 var daily = new Dictionary<RollupKey, RollupSums>();
@@ -133,6 +151,34 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         {
             _spareBlock = block;
         }
+    }
+
+    /// <summary>Writes the new records (of one hour, or all of them when they share one) as one block row.</summary>
+    private static void WriteBlock(sqlite3 db, sqlite3_stmt insert, UsageBlockWriter block, IReadOnlyList<UsageRecord> records, bool[] isNew, long[] times, long[] costs, long? hour)
+    {
+        long tsMin = long.MaxValue, tsMax = long.MinValue;
+        var count = 0;
+        block.Start();
+        for (var i = 0; i < records.Count; i++)
+        {
+            if (!isNew[i] || (hour is { } h && Floor(times[i], HourMs) != h))
+            {
+                continue;
+            }
+
+            var record = records[i];
+            block.Append(record, record.RecordId ?? record.RequestId, times[i], costs[i]);
+            tsMin = Math.Min(tsMin, times[i]);
+            tsMax = Math.Max(tsMax, times[i]);
+            count++;
+        }
+
+        block.Finish();
+        raw.sqlite3_bind_int64(insert, 1, tsMin);
+        raw.sqlite3_bind_int64(insert, 2, tsMax);
+        raw.sqlite3_bind_int64(insert, 3, count);
+        raw.sqlite3_bind_text(insert, 4, block.Written);
+        Step(db, insert);
     }
 
     /// <summary>
@@ -288,8 +334,9 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
     /// </summary>
     public async Task<int> PurgeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
-        const string Slice = "SELECT id FROM usage_blocks WHERE ts_max < $cut ORDER BY ts_max, id LIMIT 200";
-        const string Straddling = "FROM usage_blocks b, json_each(b.data) r WHERE b.ts_max >= $cut AND b.ts_min < $cut AND r.value ->> 0 < $cut";
+        // Blocks lie within one hour each, so only the cut's hour can hold blocks that straddle it.
+        const string Slice = "SELECT id FROM usage_blocks WHERE ts_min < $cut AND ts_max < $cut ORDER BY ts_min LIMIT 200";
+        const string Straddling = "FROM usage_blocks b, json_each(b.data) r WHERE b.ts_min < $cut AND b.ts_max >= $cut AND r.value ->> 0 < $cut";
         var cut = before.ToUnixTimeMilliseconds();
         await using var connection = await OpenForWriteAsync(cancellationToken);
         var total = 0;
@@ -319,7 +366,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
                   data = (SELECT json_group_array(json(r.value)) FROM json_each(usage_blocks.data) r WHERE r.value ->> 0 >= $cut),
                   ts_min = (SELECT min(r.value ->> 0) FROM json_each(usage_blocks.data) r WHERE r.value ->> 0 >= $cut),
                   records = (SELECT count(*) FROM json_each(usage_blocks.data) r WHERE r.value ->> 0 >= $cut)
-                WHERE ts_max >= $cut AND ts_min < $cut;
+                WHERE ts_min < $cut AND ts_max >= $cut;
                 DELETE FROM usage_hourly WHERE hour < $hour;
                 """, cut, cancellationToken, HourText(Floor(cut, HourMs)));
             await transaction.CommitAsync(cancellationToken);
@@ -410,21 +457,27 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
               cache_write_tokens, cost_nanos, estimated
             """;
 
+        // Raw records of [from, to): per clock hour, from the blocks of that hour (every block lies within one).
         void Raw(long from, long to)
         {
-            var n = parts.Count;
-            parts.Add($"""
-                SELECT {rawGroup} AS g, COALESCE(served_model, requested_model, '') AS m, 1 AS requests, error_class IS NOT NULL AS errors,
-                  prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated
-                FROM (SELECT r.value ->> 0 AS ts, r.value ->> 3 AS key_id, r.value ->> 4 AS team, r.value ->> 5 AS requested_model,
-                    r.value ->> 6 AS served_model, r.value ->> 7 AS provider, r.value ->> 13 AS error_class, r.value ->> 14 AS prompt_tokens,
-                    r.value ->> 15 AS cached_tokens, r.value ->> 16 AS completion_tokens, r.value ->> 17 AS reasoning_tokens,
-                    r.value ->> 18 AS cache_write_tokens, r.value ->> 19 AS cost_nanos, r.value ->> 23 AS estimated
-                  FROM usage_blocks b, json_each(b.data) r WHERE b.ts_max >= $from{n} AND b.ts_min < $to{n})
-                WHERE ts >= $from{n} AND ts < $to{n}{keyFilter}
-                """);
-            command.Parameters.AddWithValue($"$from{n}", from);
-            command.Parameters.AddWithValue($"$to{n}", to);
+            for (var hour = Floor(from, HourMs); hour < to; hour += HourMs)
+            {
+                var n = parts.Count;
+                parts.Add($"""
+                    SELECT {rawGroup} AS g, COALESCE(served_model, requested_model, '') AS m, 1 AS requests, error_class IS NOT NULL AS errors,
+                      prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated
+                    FROM (SELECT r.value ->> 0 AS ts, r.value ->> 3 AS key_id, r.value ->> 4 AS team, r.value ->> 5 AS requested_model,
+                        r.value ->> 6 AS served_model, r.value ->> 7 AS provider, r.value ->> 13 AS error_class, r.value ->> 14 AS prompt_tokens,
+                        r.value ->> 15 AS cached_tokens, r.value ->> 16 AS completion_tokens, r.value ->> 17 AS reasoning_tokens,
+                        r.value ->> 18 AS cache_write_tokens, r.value ->> 19 AS cost_nanos, r.value ->> 23 AS estimated
+                      FROM usage_blocks b, json_each(b.data) r WHERE b.ts_min >= $hour{n} AND b.ts_min < $hourEnd{n})
+                    WHERE ts >= $from{n} AND ts < $to{n}{keyFilter}
+                    """);
+                command.Parameters.AddWithValue($"$hour{n}", hour);
+                command.Parameters.AddWithValue($"$hourEnd{n}", hour + HourMs);
+                command.Parameters.AddWithValue($"$from{n}", Math.Max(from, hour));
+                command.Parameters.AddWithValue($"$to{n}", Math.Min(to, hour + HourMs));
+            }
         }
 
         void Rollup(string table, string period, string from, string to)
@@ -463,6 +516,12 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
             HoursAndMinutes(start, firstDay);
             Rollup("usage_daily", "day", DayText(firstDay), DayText(lastDayEnd));
             HoursAndMinutes(lastDayEnd, end);
+        }
+
+        if (parts.Count == 0)
+        {
+            // An empty range (From == To): no rows.
+            parts.Add("SELECT NULL AS g, NULL AS m, 0 AS requests, 0 AS errors, 0 AS prompt_tokens, 0 AS cached_tokens, 0 AS completion_tokens, 0 AS reasoning_tokens, 0 AS cache_write_tokens, 0 AS cost_nanos, 0 AS estimated WHERE 0");
         }
 
         command.CommandText = $"""

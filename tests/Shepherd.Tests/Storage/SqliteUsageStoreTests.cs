@@ -192,6 +192,41 @@ public sealed class SqliteUsageStoreTests : IDisposable
         Assert.Single(rows);
     }
 
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(13, 13)]
+    [InlineData(14, 13)]
+    public async Task Query_EmptyOrInvertedRange_NoRows(int fromHour, int toHour)
+    {
+        var store = await StoreAsync();
+        await store.WriteAsync(Seed(), CancellationToken.None);
+
+        Assert.Empty(await store.QueryAsync(new UsageQuery(Day1.AddHours(fromHour), Day1.AddHours(toHour), UsageGrouping.Key), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Write_BatchAcrossHours_OneBlockPerHourAndEveryRecordFound()
+    {
+        // A replay of records spilled over a day: one batch, 40 hours; reports that read raw minutes find them all.
+        var store = await StoreAsync();
+        var records = Seed().Take(67).ToList();
+        await store.WriteAsync(records, CancellationToken.None);
+
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_directory, "shepherd.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*), sum(ts_min / 3600000 = ts_max / 3600000), sum(records) FROM usage_blocks";
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        Assert.Equal((long)records.Select(r => r.Time.UtcDateTime.ToString("yyyyMMddHH", System.Globalization.CultureInfo.InvariantCulture)).Distinct().Count(), reader.GetInt64(0));
+        Assert.Equal(reader.GetInt64(0), reader.GetInt64(1));
+        Assert.Equal(records.Count, reader.GetInt64(2));
+
+        var from = Day1.AddMinutes(20);
+        var to = Day1.AddHours(39).AddMinutes(50);
+        AssertRows(Expected(records.Where(r => r.Time >= from && r.Time < to), UsageGrouping.Hour), await store.QueryAsync(new UsageQuery(from, to, UsageGrouping.Hour), CancellationToken.None));
+    }
+
     [Fact]
     public async Task Query_HandPickedRecords_HandComputedSums()
     {
@@ -441,7 +476,7 @@ public sealed class SqliteUsageStoreTests : IDisposable
 
             // No table read whole: only json_each over the blocks found (a virtual table) and the union's own rows.
             Assert.DoesNotContain(plan, step => System.Text.RegularExpressions.Regex.IsMatch(step, @"^SCAN (usage_\w+|b)( |$)"));
-            Assert.Contains(plan, step => step.StartsWith("SEARCH b USING INDEX usage_blocks_ts", StringComparison.Ordinal) && step.Contains("ts_max>", StringComparison.Ordinal));
+            Assert.Contains(plan, step => step.StartsWith("SEARCH b USING INDEX usage_blocks_ts (ts_min>? AND ts_min<?)", StringComparison.Ordinal));
             Assert.Contains(plan, step => step.StartsWith("SEARCH usage_hourly USING", StringComparison.Ordinal) && step.Contains("hour>", StringComparison.Ordinal));
             if (grouping == UsageGrouping.Hour)
             {

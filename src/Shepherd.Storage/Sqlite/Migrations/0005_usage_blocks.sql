@@ -3,7 +3,9 @@
 -- for the minutes at either end of a range that does not start or end on a whole hour; everything else comes from
 -- the hourly and daily rollups. Each record id is kept once in usage_record_ids, so a replay still never doubles.
 
--- One row per batch written. ts_min/ts_max bound the records' times, so a time range reads only the blocks it touches.
+-- One row per batch written and UTC hour: every block's records lie within one clock hour (a batch that spans an
+-- hour boundary is written as two blocks), so the minutes a report reads from raw records — never more than part of
+-- an hour at either end of its range — are found by ts_min alone, however many blocks the retention period holds.
 -- data: [[ts, record_id, request_id (null: the record id), key_id, team, requested_model, served_model, provider,
 -- deployment, attempts, fallback, streamed, status, error_class, prompt, cached, completion, reasoning and cache-write
 -- tokens, cost_nanos, latency, ttft (both in microseconds), tokens_per_s (thousandths), estimated], ...]
@@ -15,7 +17,7 @@ CREATE TABLE usage_blocks (
     data     TEXT    NOT NULL
 );
 
-CREATE INDEX usage_blocks_ts ON usage_blocks (ts_max, ts_min);
+CREATE INDEX usage_blocks_ts ON usage_blocks (ts_min);
 
 -- Every stored record's id: what the writer deduplicates on (INSERT OR IGNORE). Purged with its block.
 CREATE TABLE usage_record_ids (
@@ -43,7 +45,8 @@ CREATE TABLE usage_hourly (
 
 CREATE INDEX usage_hourly_key_hour ON usage_hourly (key_id, hour);
 
--- Existing records: one block per 65,536 (the view numbers records block id << 20 + index), their ids, their hourly rollups.
+-- Existing records: one block per hour and at most 65,536 records (the view numbers records block id << 20 + index),
+-- their ids, their hourly rollups.
 INSERT INTO usage_blocks (ts_min, ts_max, records, data)
 SELECT min(ts), max(ts), count(*), json_group_array(json_array(ts, record_id,
          CASE WHEN request_id = record_id THEN NULL ELSE request_id END, key_id, team, requested_model, served_model,
@@ -51,7 +54,7 @@ SELECT min(ts), max(ts), count(*), json_group_array(json_array(ts, record_id,
          completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, CAST(round(latency_ms * 1000) AS INTEGER),
          CAST(round(ttft_ms * 1000) AS INTEGER), CAST(round(tokens_per_s * 1000) AS INTEGER), estimated) ORDER BY id)
 FROM usage_records
-GROUP BY id / 65536;
+GROUP BY ts / 3600000, id / 65536;
 
 INSERT INTO usage_record_ids (record_id) SELECT record_id FROM usage_records;
 
