@@ -457,7 +457,8 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
               cache_write_tokens, cost_nanos, estimated
             """;
 
-        // Raw records of [from, to): per clock hour, from the blocks of that hour (every block lies within one).
+        // Raw records of [from, to): per clock hour, from the blocks of that hour (every block lies within one) that
+        // overlap the range — found by ts_min, the others skipped before their JSON is read.
         void Raw(long from, long to)
         {
             for (var hour = Floor(from, HourMs); hour < to; hour += HourMs)
@@ -470,11 +471,10 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
                         r.value ->> 6 AS served_model, r.value ->> 7 AS provider, r.value ->> 13 AS error_class, r.value ->> 14 AS prompt_tokens,
                         r.value ->> 15 AS cached_tokens, r.value ->> 16 AS completion_tokens, r.value ->> 17 AS reasoning_tokens,
                         r.value ->> 18 AS cache_write_tokens, r.value ->> 19 AS cost_nanos, r.value ->> 23 AS estimated
-                      FROM usage_blocks b, json_each(b.data) r WHERE b.ts_min >= $hour{n} AND b.ts_min < $hourEnd{n})
+                      FROM usage_blocks b, json_each(b.data) r WHERE b.ts_min >= $hour{n} AND b.ts_min < $to{n} AND b.ts_max >= $from{n})
                     WHERE ts >= $from{n} AND ts < $to{n}{keyFilter}
                     """);
                 command.Parameters.AddWithValue($"$hour{n}", hour);
-                command.Parameters.AddWithValue($"$hourEnd{n}", hour + HourMs);
                 command.Parameters.AddWithValue($"$from{n}", Math.Max(from, hour));
                 command.Parameters.AddWithValue($"$to{n}", Math.Min(to, hour + HourMs));
             }
