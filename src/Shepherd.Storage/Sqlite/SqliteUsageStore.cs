@@ -457,8 +457,8 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
               cache_write_tokens, cost_nanos, estimated
             """;
 
-        // Raw records of [from, to): per clock hour, from the blocks of that hour (every block lies within one) that
-        // overlap the range — found by ts_min, the others skipped before their JSON is read.
+        // Raw records of [from, to) through the usage_records view: per clock hour, from the blocks of that hour (every
+        // block lies within one) that overlap the range — found by ts_min, the others skipped before their JSON is read.
         void Raw(long from, long to)
         {
             for (var hour = Floor(from, HourMs); hour < to; hour += HourMs)
@@ -467,12 +467,8 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
                 parts.Add($"""
                     SELECT {rawGroup} AS g, COALESCE(served_model, requested_model, '') AS m, 1 AS requests, error_class IS NOT NULL AS errors,
                       prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, estimated
-                    FROM (SELECT r.value ->> 0 AS ts, r.value ->> 3 AS key_id, r.value ->> 4 AS team, r.value ->> 5 AS requested_model,
-                        r.value ->> 6 AS served_model, r.value ->> 7 AS provider, r.value ->> 13 AS error_class, r.value ->> 14 AS prompt_tokens,
-                        r.value ->> 15 AS cached_tokens, r.value ->> 16 AS completion_tokens, r.value ->> 17 AS reasoning_tokens,
-                        r.value ->> 18 AS cache_write_tokens, r.value ->> 19 AS cost_nanos, r.value ->> 23 AS estimated
-                      FROM usage_blocks b, json_each(b.data) r WHERE b.ts_min >= $hour{n} AND b.ts_min < $to{n} AND b.ts_max >= $from{n})
-                    WHERE ts >= $from{n} AND ts < $to{n}{keyFilter}
+                    FROM usage_records
+                    WHERE block_ts_min >= $hour{n} AND block_ts_min < $to{n} AND block_ts_max >= $from{n} AND ts >= $from{n} AND ts < $to{n}{keyFilter}
                     """);
                 command.Parameters.AddWithValue($"$hour{n}", hour);
                 command.Parameters.AddWithValue($"$from{n}", Math.Max(from, hour));

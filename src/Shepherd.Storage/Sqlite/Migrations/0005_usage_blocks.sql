@@ -69,13 +69,15 @@ GROUP BY 1, 2, 3, 4, 5;
 
 DROP TABLE usage_records;
 
--- The raw records as a table again, for operators and ad-hoc SQL (reports read the blocks directly, by time).
+-- The raw records as a table again: the one mapping from a block's JSON to columns, for reports and ad-hoc SQL.
+-- block_ts_min/block_ts_max are the record's block's bounds: a time-bounded read filters on them first, so SQLite finds
+-- the blocks by their index and reads the JSON of those only.
 CREATE VIEW usage_records (id, ts, record_id, request_id, key_id, team, requested_model, served_model, provider, deployment,
   attempts, fallback, streamed, status, error_class, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
-  cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated) AS
+  cache_write_tokens, cost_nanos, latency_ms, ttft_ms, tokens_per_s, estimated, block_ts_min, block_ts_max) AS
 SELECT (b.id << 20) + r.key, r.value ->> 0, r.value ->> 1, COALESCE(r.value ->> 2, r.value ->> 1), r.value ->> 3,
   r.value ->> 4, r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9, r.value ->> 10,
   r.value ->> 11, r.value ->> 12, r.value ->> 13, r.value ->> 14, r.value ->> 15, r.value ->> 16, r.value ->> 17,
   r.value ->> 18, r.value ->> 19, (r.value ->> 20) / 1000.0, (r.value ->> 21) / 1000.0, (r.value ->> 22) / 1000.0,
-  r.value ->> 23
+  r.value ->> 23, b.ts_min, b.ts_max
 FROM usage_blocks b, json_each(b.data) r;
