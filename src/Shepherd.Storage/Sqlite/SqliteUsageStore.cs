@@ -73,8 +73,6 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
             var times = new long[records.Count];
             var costs = new long[records.Count];
             var inserted = 0;
-            long firstHour = long.MinValue;
-            var oneHour = true;
             for (var i = 0; i < records.Count; i++)
             {
                 if (!isNew[i])
@@ -86,10 +84,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
                 inserted++;
                 var ts = times[i] = record.Time.ToUnixTimeMilliseconds();
                 var cost = costs[i] = UsageRows.ToNanos(record.Cost);
-                var hour = Floor(ts, HourMs);
-                oneHour &= firstHour == long.MinValue || hour == firstHour;
-                firstHour = firstHour == long.MinValue ? hour : firstHour;
-                var key = new RollupKey(hour, record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
+                var key = new RollupKey(Floor(ts, HourMs), record.KeyId, record.Team ?? string.Empty, record.ServedModel ?? record.RequestedModel ?? string.Empty, record.Provider ?? string.Empty);
                 ref var sums = ref CollectionsMarshal.GetValueRefOrAddDefault(hourly, key, out _);
                 sums.Add(record, cost);
             }
@@ -100,25 +95,9 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
                 // hour's turn; more only for a replay of records spilled long ago.
                 using (var insert = Prepare(db, BlockSql))
                 {
-                    if (oneHour)
+                    foreach (var hour in hourly.Keys.Select(k => k.Period).Distinct().Order())
                     {
-                        WriteBlock(db, insert, block, records, isNew, times, costs, hour: null);
-                    }
-                    else
-                    {
-                        var hours = new SortedSet<long>();
-                        for (var i = 0; i < records.Count; i++)
-                        {
-                            if (isNew[i])
-                            {
-                                hours.Add(Floor(times[i], HourMs));
-                            }
-                        }
-
-                        foreach (var hour in hours)
-                        {
-                            WriteBlock(db, insert, block, records, isNew, times, costs, hour);
-                        }
+                        WriteBlock(db, insert, block, records, isNew, times, costs, hour);
                     }
                 }
 
@@ -153,15 +132,15 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         }
     }
 
-    /// <summary>Writes the new records (of one hour, or all of them when they share one) as one block row.</summary>
-    private static void WriteBlock(sqlite3 db, sqlite3_stmt insert, UsageBlockWriter block, IReadOnlyList<UsageRecord> records, bool[] isNew, long[] times, long[] costs, long? hour)
+    /// <summary>Writes the new records of one clock hour as one block row.</summary>
+    private static void WriteBlock(sqlite3 db, sqlite3_stmt insert, UsageBlockWriter block, IReadOnlyList<UsageRecord> records, bool[] isNew, long[] times, long[] costs, long hour)
     {
         long tsMin = long.MaxValue, tsMax = long.MinValue;
         var count = 0;
         block.Start();
         for (var i = 0; i < records.Count; i++)
         {
-            if (!isNew[i] || (hour is { } h && Floor(times[i], HourMs) != h))
+            if (!isNew[i] || Floor(times[i], HourMs) != hour)
             {
                 continue;
             }
@@ -343,8 +322,9 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         while (true)
         {
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            var (blocks, records) = await CountAsync(connection, $"SELECT count(*), COALESCE(sum(records), 0) FROM usage_blocks WHERE id IN ({Slice})", cut, cancellationToken);
-            if (blocks == 0)
+            // Every block holds at least one record: none left to count means no block left in the slice.
+            var records = await CountAsync(connection, $"SELECT COALESCE(sum(records), 0) FROM usage_blocks WHERE id IN ({Slice})", cut, cancellationToken);
+            if (records == 0)
             {
                 break;
             }
@@ -359,7 +339,7 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
 
         await using (var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken))
         {
-            var (_, straddling) = await CountAsync(connection, $"SELECT 0, count(*) {Straddling}", cut, cancellationToken);
+            var straddling = await CountAsync(connection, $"SELECT count(*) {Straddling}", cut, cancellationToken);
             await ExecuteAsync(connection, $"""
                 DELETE FROM usage_record_ids WHERE record_id IN (SELECT r.value ->> 1 {Straddling});
                 UPDATE usage_blocks SET
@@ -376,14 +356,12 @@ public sealed class SqliteUsageStore(SqliteDatabase database, TimeSpan? busyTime
         return total;
     }
 
-    private static async Task<(long, long)> CountAsync(SqliteConnection connection, string sql, long cut, CancellationToken cancellationToken)
+    private static async Task<long> CountAsync(SqliteConnection connection, string sql, long cut, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
         command.Parameters.AddWithValue("$cut", cut);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return (reader.GetInt64(0), reader.GetInt64(1));
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
     }
 
     private static async Task ExecuteAsync(SqliteConnection connection, string sql, long cut, CancellationToken cancellationToken, string? hour = null)
