@@ -305,22 +305,24 @@ public sealed class SqliteWebhookJobStore(SqliteDatabase database) : IWebhookJob
         WriteAsync(async (connection, transaction) =>
         {
             // Events are numbered in arrival order: the first one at or after the cut bounds the search by id, so a
-            // sweep reads only the old events, not the whole table (received_at has no index of its own).
-            await using var delete = connection.CreateCommand();
-            delete.Transaction = transaction;
-            delete.CommandText = """
-                CREATE TEMP TABLE IF NOT EXISTS purged_events (id INTEGER PRIMARY KEY, source TEXT NOT NULL, event_id TEXT NOT NULL);
-                DELETE FROM temp.purged_events;
-                INSERT INTO temp.purged_events (id, source, event_id)
+            // sweep reads only the old events, not the whole table (received_at has no index of its own). The same
+            // victims are chosen twice in the transaction: for their results (keyed by source and event id), then for
+            // the events themselves (jobs and attempts go with them, ON DELETE CASCADE).
+            const string Victims = """
                 SELECT e.id, e.source, e.event_id FROM webhook_events e
                 WHERE e.id < COALESCE((SELECT id FROM webhook_events WHERE received_at >= $before ORDER BY id LIMIT 1), 9223372036854775807)
                   AND e.received_at < $before
                   AND NOT EXISTS (SELECT 1 FROM webhook_jobs j WHERE j.event = e.id AND j.status NOT IN ('completed', 'skipped'))
-                ORDER BY e.id LIMIT $max;
-                DELETE FROM webhook_results WHERE (source, event_id) IN (SELECT source, event_id FROM temp.purged_events);
-                DELETE FROM webhook_events WHERE id IN (SELECT id FROM temp.purged_events);
-                SELECT count(*) FROM temp.purged_events;
+                ORDER BY e.id LIMIT $max
                 """;
+            const string Sql = $"""
+                WITH victims AS ({Victims}) DELETE FROM webhook_results WHERE (source, event_id) IN (SELECT source, event_id FROM victims);
+                WITH victims AS ({Victims}) DELETE FROM webhook_events WHERE id IN (SELECT id FROM victims);
+                SELECT changes();
+                """;
+            await using var delete = connection.CreateCommand();
+            delete.Transaction = transaction;
+            delete.CommandText = Sql;
             delete.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
             delete.Parameters.AddWithValue("$max", max);
             return Convert.ToInt32(await delete.ExecuteScalarAsync(CancellationToken.None), System.Globalization.CultureInfo.InvariantCulture);
