@@ -1,9 +1,13 @@
 namespace Shepherd.LoadTest;
 
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
 /// <summary>
@@ -46,9 +50,9 @@ public sealed class BenchUpstream : IAsyncDisposable
             builder.WebHost.ConfigureKestrel(k =>
             {
                 k.AddServerHeader = false;
-                k.Listen(System.Net.IPAddress.Loopback, 0, listen =>
+                k.Listen(IPAddress.Loopback, 0, listen =>
                 {
-                    listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2;
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
                     listen.UseHttps(certificate);
                 });
                 // The gateway multiplexes held streams over few connections: let one carry them all.
@@ -73,22 +77,22 @@ public sealed class BenchUpstream : IAsyncDisposable
     private static string? s_certificateHash;
 
     /// <summary>Whether <paramref name="certificate"/> is the one a TLS bench upstream of this process serves.</summary>
-    public static bool IsItsCertificate(System.Security.Cryptography.X509Certificates.X509Certificate? certificate) =>
+    public static bool IsItsCertificate(X509Certificate? certificate) =>
         certificate is not null && s_certificateHash is { } hash && string.Equals(certificate.GetCertHashString(), hash, StringComparison.Ordinal);
 
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 SelfSignedLoopbackCertificate()
+    private static X509Certificate2 SelfSignedLoopbackCertificate()
     {
-        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
-        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
-        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
-        names.AddIpAddress(System.Net.IPAddress.Loopback);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
         names.AddDnsName("localhost");
         request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(7));
 
         // Round-tripped through PKCS#12 so the private key is usable by the TLS stack on every platform.
-        return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pfx), null);
+        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pfx), null);
     }
 
     /// <summary>Lets every held stream finish.</summary>
